@@ -30,6 +30,10 @@ class MultihashError(DecodeError):
     """A multihash is truncated or has a length that does not match its digest."""
 
 
+class CidError(DecodeError):
+    """A CID (text or binary) is malformed: bad version, codec or multihash."""
+
+
 class MultiaddrError(DecodeError):
     """A multiaddr (text or binary) is malformed or names an unknown protocol."""
 
