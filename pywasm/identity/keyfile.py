@@ -1,0 +1,106 @@
+"""Persisting a node's identity key.
+
+The file holds the libp2p ``PrivateKey`` protobuf (the format go-libp2p and kubo use),
+written atomically (temporary file in the same directory, fsync, ``os.replace``) with mode
+0600, so a crash never leaves a half-written key and other users cannot read it.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+
+from ..errors import ConfigError, PywasmError
+from .keys import KeyType, PrivateKey
+
+#: Key files are small (an 8192-bit RSA key is under 5 KiB); refuse anything huge.
+MAX_KEY_FILE_SIZE = 64 * 1024
+KEY_FILE_MODE = 0o600
+
+
+
+def save(path: str | os.PathLike[str], key: PrivateKey) -> None:
+    """Write ``key`` to ``path`` atomically with mode 0600."""
+    path = os.fspath(path)
+    data = key.to_protobuf()
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        tmp = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), KEY_FILE_MODE)
+        try:
+            try:
+                view = memoryview(data)
+                while view:
+                    written = os.write(fd, view)
+                    view = view[written:]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+        _fsync_dir(directory)
+    except OSError as e:
+        raise ConfigError(f"cannot write key file {path}: {e.strerror or e}; check the path and permissions") from None
+
+
+def _fsync_dir(directory: str) -> None:
+    # Makes the rename durable; not possible on every platform/filesystem (best effort).
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _read(path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_KEY_FILE_SIZE + 1)
+    except FileNotFoundError:
+        raise ConfigError(f"key file {path} does not exist; create one with load_or_create or pass another path") from None
+    except OSError as e:
+        raise ConfigError(f"cannot read key file {path}: {e.strerror or e}; check the path and permissions") from None
+    if len(data) > MAX_KEY_FILE_SIZE:
+        raise ConfigError(
+            f"key file {path} is larger than {MAX_KEY_FILE_SIZE} bytes and is not a libp2p key; "
+            "move it away to generate a new identity"
+        )
+    return data
+
+
+async def load(path: str | os.PathLike[str]) -> PrivateKey:
+    """Read a private key file; :class:`ConfigError` if missing, unreadable or corrupt."""
+    path = os.fspath(path)
+    data = _read(path)
+    try:
+        return await PrivateKey.from_protobuf(data)
+    except PywasmError as e:
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ConfigError(
+            f"key file {path} is not a valid libp2p private key ({reason}); "
+            "restore it from a backup, or delete it to generate a new identity"
+        ) from None
+
+
+async def load_or_create(path: str | os.PathLike[str], key_type: KeyType | int = KeyType.Ed25519) -> PrivateKey:
+    """Load the key at ``path``, or generate a ``key_type`` key and save it there."""
+    path = os.fspath(path)
+    if os.path.exists(path):
+        return await load(path)
+    key = await PrivateKey.generate(key_type)
+    save(path, key)
+    return key
+
+
+__all__ = ["KEY_FILE_MODE", "MAX_KEY_FILE_SIZE", "load", "load_or_create", "save"]
