@@ -1,0 +1,1 @@
+"""Sans-IO protocol cores (no sockets, no clocks of their own)."""
