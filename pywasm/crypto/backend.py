@@ -60,6 +60,22 @@ class CryptoBackend(abc.ABC):
             await self.aead_seal(key, first_counter + i, ad, pt) for i, pt in enumerate(plaintexts)
         ]
 
+    async def aead_seal_framed(
+        self, key: bytes, first_counter: int, ad: bytes, plaintexts: Sequence[bytes]
+    ) -> bytes | bytearray:
+        """Seal consecutive frames laid out as Noise wire frames in one buffer.
+
+        Each frame is a 2-byte big-endian length then the ciphertext with its tag. This is
+        the send hot path: a backend that can encrypt into a preallocated buffer overrides
+        it to skip one copy of every byte sent.
+        """
+        cts = await self.aead_seal_many(key, first_counter, ad, plaintexts)
+        parts: list[bytes] = []
+        for ct in cts:
+            parts.append(len(ct).to_bytes(2, "big"))
+            parts.append(ct)
+        return b"".join(parts)
+
     async def aead_open_many(
         self, key: bytes, first_counter: int, ad: bytes, ciphertexts: Sequence[bytes]
     ) -> list[bytes]:

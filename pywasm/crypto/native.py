@@ -79,6 +79,23 @@ class NativeBackend(CryptoBackend):
         a = ad or None
         return [enc(noise_nonce(first_counter + i), pt, a) for i, pt in enumerate(plaintexts)]
 
+    async def aead_seal_framed(self, key: bytes, first_counter: int, ad: bytes, plaintexts: Any) -> bytearray:
+        # Encrypt straight into the wire buffer: no per-frame ciphertext objects and no
+        # join, which profiling showed cost ~20% of the send path.
+        enc_into = self._cipher(key).encrypt_into
+        a = ad or None
+        buf = bytearray(sum(len(pt) for pt in plaintexts) + 18 * len(plaintexts))
+        view = memoryview(buf)
+        pos = 0
+        for i, pt in enumerate(plaintexts):
+            n = len(pt) + 16
+            buf[pos] = n >> 8
+            buf[pos + 1] = n & 0xFF
+            pos += 2
+            enc_into(noise_nonce(first_counter + i), pt, a, view[pos : pos + n])
+            pos += n
+        return buf
+
     async def aead_open_many(self, key: bytes, first_counter: int, ad: bytes, ciphertexts: Any) -> list[bytes]:
         dec = self._cipher(key).decrypt
         a = ad or None

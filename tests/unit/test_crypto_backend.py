@@ -128,6 +128,17 @@ async def test_aead_many_matches_single() -> None:
         await b.aead_open_many(KEY, 10, b"", [sealed[0], b"short"])
 
 
+async def test_aead_seal_framed_lays_out_noise_frames() -> None:
+    b = backend()
+    frames = [b"a", b"", b"c" * 1000, memoryview(bytes(range(256)) * 40)[3:9000]]
+    wire = bytes(await b.aead_seal_framed(KEY, 7, b"", frames))
+    expected = b"".join(
+        len(ct).to_bytes(2, "big") + ct for ct in await b.aead_seal_many(KEY, 7, b"", frames)
+    )
+    assert wire == expected
+    assert bytes(await b.aead_seal_framed(KEY, 0, b"", [])) == b""
+
+
 async def test_aead_bad_key_and_counter() -> None:
     b = backend()
     with pytest.raises(InvalidKeyError):

@@ -130,7 +130,7 @@ class NoiseTransport:
         if counter + count > MAX_NONCE:
             raise NoiseError("Noise nonce space exhausted; the connection must end")
 
-    async def seal(self, plaintexts: Sequence[bytes | memoryview]) -> bytes:
+    async def seal(self, plaintexts: Sequence[bytes | memoryview]) -> bytes | bytearray:
         """Encrypt frames (each <= 65519 bytes) and return their framed wire bytes."""
         first = self._send_n
         self._reserve(first, len(plaintexts))
@@ -139,22 +139,13 @@ class NoiseTransport:
         try:
             # memoryview slices avoid copying a large write; backends accept any
             # bytes-like plaintext (the ABC says bytes for brevity)
-            cts = await self._backend.aead_seal_many(
+            return await self._backend.aead_seal_framed(
                 self._send_key, first, _EMPTY_AD, plaintexts  # type: ignore[arg-type]
             )
         except CryptoError:
             raise
         except Exception as exc:  # a backend bug must not look like a success
             raise CryptoError(f"AEAD seal failed: {exc}") from exc
-        if len(cts) == 1:
-            ct = cts[0]
-            return len(ct).to_bytes(2, "big") + ct
-        parts: list[bytes] = []
-        append = parts.append
-        for ct in cts:
-            append(len(ct).to_bytes(2, "big"))
-            append(ct)
-        return b"".join(parts)
 
     def batches(self, data: bytes | bytearray | memoryview) -> Iterator[list[memoryview]]:
         """Cut ``data`` into frame-sized views, grouped into batches for :meth:`seal`."""
