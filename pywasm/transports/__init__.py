@@ -1,0 +1,26 @@
+"""Transports: byte pipes between peers, before any security or multiplexing.
+
+``tcp`` and ``websocket`` are native-only (asyncio sockets, the ``websockets`` package);
+``memory`` runs everywhere. Nothing native is imported here: importing
+``pywasm.transports`` inside Pyodide must stay free of socket servers and ``websockets``,
+so the native transports are loaded only when :func:`default_native_transports` (or their
+own module) is asked for.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..interfaces import Transport
+
+
+def default_native_transports() -> list["Transport"]:
+    """The transports a native node dials and listens with: TCP and WebSocket."""
+    from .tcp import TCPTransport
+    from .websocket import WebSocketTransport
+
+    return [TCPTransport(), WebSocketTransport()]
+
+
+__all__ = ["default_native_transports"]
