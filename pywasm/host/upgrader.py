@@ -1,0 +1,145 @@
+"""The upgrade pipeline: raw connection -> security -> muxer -> :class:`Connection`.
+
+Each step is agreed with multistream-select (security first, ``/noise`` by default; then
+the muxer, yamux before mplex) and bounded by its own timeout from :class:`HostConfig`.
+When Noise already agreed a muxer in its handshake extensions, the second
+multistream-select round trip is skipped. Any failure resets the raw connection and
+surfaces as a :class:`~pywasm.errors.PywasmError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any, Awaitable, Sequence, TypeVar
+
+from ..errors import HandshakeError, HandshakeTimeoutError, NegotiationError, PywasmError
+from ..protocols.multistream import negotiate_inbound, negotiate_outbound
+from .config import HostConfig
+from .connection import Connection, Direction, with_leftover
+
+if TYPE_CHECKING:
+    from ..identity import PeerId
+    from ..interfaces import MuxerFactory, RawConnection, SecurityProtocol
+
+_T = TypeVar("_T")
+
+
+async def _bounded(aw: Awaitable[_T], timeout: float, what: str) -> _T:
+    try:
+        return await asyncio.wait_for(aw, timeout)
+    except asyncio.TimeoutError as exc:
+        # multistream/noise raise HandshakeTimeoutError themselves; this covers the rest
+        if isinstance(exc, HandshakeTimeoutError):
+            raise
+        raise HandshakeTimeoutError(f"{what} did not finish within {timeout:g} s") from None
+
+
+class Upgrader:
+    def __init__(
+        self,
+        security: Sequence["SecurityProtocol"],
+        muxers: Sequence["MuxerFactory"],
+        config: HostConfig,
+    ) -> None:
+        if not security:
+            raise ValueError("at least one security protocol is required")
+        if not muxers:
+            raise ValueError("at least one muxer is required")
+        self.security = {s.protocol_id: s for s in security}
+        self.muxers = {m.protocol_id: m for m in muxers}
+        self.config = config
+
+    @property
+    def security_ids(self) -> list[str]:
+        return list(self.security)
+
+    @property
+    def muxer_ids(self) -> list[str]:
+        return list(self.muxers)
+
+    async def upgrade_outbound(self, raw: "RawConnection", remote_peer: "PeerId | None") -> Connection:
+        """Dialer side; checks the authenticated peer is ``remote_peer`` when given
+        (:class:`~pywasm.errors.PeerIdMismatchError` otherwise)."""
+        return await self._guard(raw, self._outbound(raw, remote_peer))
+
+    async def upgrade_inbound(self, raw: "RawConnection") -> Connection:
+        return await self._guard(raw, self._inbound(raw))
+
+    async def _guard(self, raw: "RawConnection", coro: Awaitable[Connection]) -> Connection:
+        try:
+            return await coro
+        except BaseException as exc:
+            try:
+                await raw.reset()
+            except Exception:  # noqa: BLE001 - already failing; the first error matters
+                pass
+            if isinstance(exc, Exception) and not isinstance(exc, PywasmError):
+                # a transport or driver failure that is not typed: type it
+                raise HandshakeError(f"connection upgrade failed: {type(exc).__name__}: {exc}") from exc
+            raise
+
+    async def _outbound(self, raw: "RawConnection", remote_peer: "PeerId | None") -> Connection:
+        cfg = self.config
+        sec_id, reader = await negotiate_outbound(
+            raw, self.security_ids, timeout=cfg.security_negotiation_timeout
+        )
+        security = self.security[sec_id]
+        secure = await _bounded(
+            security.secure_outbound(with_leftover(raw, reader), remote_peer),
+            cfg.security_timeout,
+            f"{sec_id} handshake",
+        )
+        mux_id, stream = await self._agree_muxer(secure, initiator=True)
+        return self._connection(raw, secure, sec_id, mux_id, stream, Direction.OUTBOUND)
+
+    async def _inbound(self, raw: "RawConnection") -> Connection:
+        cfg = self.config
+        sec_id, reader = await negotiate_inbound(
+            raw, self.security_ids, timeout=cfg.security_negotiation_timeout
+        )
+        security = self.security[sec_id]
+        secure = await _bounded(
+            security.secure_inbound(with_leftover(raw, reader)),
+            cfg.security_timeout,
+            f"{sec_id} handshake",
+        )
+        mux_id, stream = await self._agree_muxer(secure, initiator=False)
+        return self._connection(raw, secure, sec_id, mux_id, stream, Direction.INBOUND)
+
+    async def _agree_muxer(self, secure: Any, initiator: bool) -> tuple[str, Any]:
+        early = getattr(secure, "early_muxer", None)
+        if early is not None and early in self.muxers:
+            return early, secure
+        timeout = self.config.muxer_timeout
+        try:
+            if initiator:
+                mux_id, reader = await negotiate_outbound(secure, self.muxer_ids, timeout=timeout)
+            else:
+                mux_id, reader = await negotiate_inbound(secure, self.muxer_ids, timeout=timeout)
+        except NegotiationError as exc:
+            raise NegotiationError(f"muxer negotiation failed: {exc}") from exc
+        return mux_id, with_leftover(secure, reader)
+
+    def _connection(
+        self,
+        raw: "RawConnection",
+        secure: Any,
+        sec_id: str,
+        mux_id: str,
+        stream: Any,
+        direction: Direction,
+    ) -> Connection:
+        muxed = self.muxers[mux_id].create(stream, direction is Direction.OUTBOUND)
+        return Connection(
+            secure,
+            muxed,
+            security_protocol=sec_id,
+            muxer_protocol=mux_id,
+            direction=direction,
+            remote_addr=getattr(raw, "remote_addr", None),
+            local_addr=getattr(raw, "local_addr", None),
+            stream_negotiation_timeout=self.config.stream_negotiation_timeout,
+        )
+
+
+__all__ = ["Upgrader"]
