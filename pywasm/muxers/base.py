@@ -224,6 +224,11 @@ class MuxedConnectionBase:
     def _c_output(self) -> bytes:
         raise NotImplementedError
 
+    def _c_output_parts(self) -> list[bytes | memoryview]:
+        """Queued output as pieces (header, payload, ...), for a gather write."""
+        out = self._c_output()
+        return [out] if out else []
+
     def _c_has_output(self) -> bool:
         raise NotImplementedError
 
@@ -411,16 +416,24 @@ class MuxedConnectionBase:
                         raise StreamResetError("connection closed")
                     end = pos + batch
                     n = self._c_send(key, view[pos:end] if (pos or end < total) else view)
-                    out = self._c_output()
-                    if out:
-                        await self._conn_write(out)
+                    parts = self._c_output_parts()
+                    if parts:
+                        await self._conn_write(parts)
                 pos += n
 
     # --- output -------------------------------------------------------------------------
-    async def _conn_write(self, out: bytes) -> None:
+    async def _conn_write(self, out: bytes | list[bytes | memoryview]) -> None:
         try:
             try:
-                await self._conn.write(out)
+                if isinstance(out, list):
+                    # a gather write spares copying payloads into one buffer first
+                    write_parts = getattr(self._conn, "write_parts", None)
+                    if write_parts is not None:
+                        await write_parts(out)
+                    else:
+                        await self._conn.write(out[0] if len(out) == 1 else b"".join(out))
+                else:
+                    await self._conn.write(out)
             except asyncio.CancelledError:
                 # The caller was cancelled (say, wait_for around stream.write) while the
                 # transport was congested: the byte stream may now hold half a frame. We

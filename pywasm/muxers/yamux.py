@@ -70,6 +70,9 @@ class YamuxConnection(MuxedConnectionBase):
     def _c_output(self) -> bytes:
         return self.session.data_to_send()
 
+    def _c_output_parts(self) -> list[bytes | memoryview]:
+        return self.session.data_to_send_parts()
+
     def _c_has_output(self) -> bool:
         return self.session.has_output
 

@@ -254,6 +254,19 @@ class YamuxSession:
         self._out_size = 0
         return data
 
+    def data_to_send_parts(self) -> list[bytes | memoryview]:
+        """Queued frames as pieces (headers and payload views); clears the queue.
+
+        For gather writes: payloads stay views of the caller's buffer, uncopied.
+        """
+        out = self._out
+        if not out:
+            return []
+        parts = list(out)
+        out.clear()
+        self._out_size = 0
+        return parts
+
     @property
     def has_output(self) -> bool:
         return bool(self._out)

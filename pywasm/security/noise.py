@@ -192,21 +192,31 @@ class NoiseConnection:
 
     # --- writing ----------------------------------------------------------------
     async def write(self, data: bytes | bytearray | memoryview) -> None:
+        if data:
+            await self.write_parts((data,))
+        elif self._reset:
+            raise StreamResetError("Noise connection was reset")
+        elif self._write_closed:
+            raise StreamClosedError("write side of the Noise connection is closed")
+
+    async def write_parts(self, parts: Sequence[bytes | bytearray | memoryview]) -> None:
+        """Write consecutive pieces as if joined, without joining them (see batches_of_parts).
+
+        Muxers use this for their header + payload frames so payload bytes are copied
+        only into the ciphertext buffer.
+        """
         if self._reset:
             raise StreamResetError("Noise connection was reset")
         if self._write_closed:
             raise StreamClosedError("write side of the Noise connection is closed")
         if self._error is not None:
             raise NoiseError(f"Noise connection failed earlier: {self._error}")
-        if not data:
-            return
         t = self._t
         raw = self.raw
-        # The lock keeps frames in nonce order on the wire when writers run concurrently.
         async with self._write_lock:
             if self._write_closed:
                 raise StreamClosedError("write side of the Noise connection is closed")
-            for batch in t.batches(data):
+            for batch in t.batches_of_parts(parts):
                 await raw.write(await t.seal(batch))
 
     async def close_write(self) -> None:

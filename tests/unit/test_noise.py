@@ -479,3 +479,21 @@ async def test_concurrent_writers_keep_nonce_order() -> None:
     got = await receiver
     # each write is contiguous (the write lock), and everything decrypts
     assert sorted(got[i : i + 150_000] for i in range(0, len(got), 150_000)) == blobs
+
+
+@pytest.mark.parametrize("seed", range(5))
+async def test_gather_write_frames_match_joined_data(seed: int) -> None:
+    """batches_of_parts cuts pieces exactly as the joined bytes would be cut."""
+    init, resp = await _vector_parties()
+    for i, (payload, _ct) in enumerate(VEC_MESSAGES[:3]):
+        sender, receiver = (init, resp) if i % 2 == 0 else (resp, init)
+        await receiver.read_message(await sender.write_message(h(payload)))
+    t = NoiseTransport(*init.split())
+    rng = random.Random(seed)
+    parts = [rng.randbytes(rng.choice([0, 1, 12, 700, MAX_PLAINTEXT_LEN, 262144])) for _ in range(12)]
+    frames = [bytes(f) for batch in t.batches_of_parts(parts) for f in batch]
+    batches = list(t.batches_of_parts(parts))
+    assert b"".join(frames) == b"".join(parts)
+    assert all(len(f) == MAX_PLAINTEXT_LEN for f in frames[:-1])
+    assert all(0 < len(b) <= 16 for b in batches)
+    assert list(t.batches_of_parts([b"", b""])) == []

@@ -147,17 +147,46 @@ class NoiseTransport:
         except Exception as exc:  # a backend bug must not look like a success
             raise CryptoError(f"AEAD seal failed: {exc}") from exc
 
-    def batches(self, data: bytes | bytearray | memoryview) -> Iterator[list[memoryview]]:
-        """Cut ``data`` into frame-sized views, grouped into batches for :meth:`seal`."""
-        view = memoryview(data)
-        if view.ndim != 1 or view.itemsize != 1:
-            view = view.cast("B")
-        total = len(view)
+    def batches_of_parts(
+        self, parts: Sequence[bytes | bytearray | memoryview]
+    ) -> Iterator[list[bytes | memoryview]]:
+        """Cut data given as consecutive pieces (a gather write) into frame-sized batches.
+
+        Frames are at most 65519 bytes and grouped :data:`MAX_BATCH_FRAMES` to a batch,
+        one backend call each. A muxer hands us ``[header, payload, header, payload ...]``; joining those would
+        copy every payload byte once more. Instead a frame that fits inside one piece is
+        a view of it, and only a frame straddling pieces is assembled (at most one
+        frame's worth of copying per piece boundary).
+        """
         step = MAX_PLAINTEXT_LEN
-        batch_bytes = step * MAX_BATCH_FRAMES
-        for pos in range(0, total, batch_bytes):
-            stop = min(total, pos + batch_bytes)
-            yield [view[i : min(i + step, stop)] for i in range(pos, stop, step)]
+        batch: list[bytes | memoryview] = []
+        pending: list[memoryview] = []
+        pending_len = 0
+        for part in parts:
+            view = memoryview(part)
+            if view.ndim != 1 or view.itemsize != 1:
+                view = view.cast("B")
+            n = len(view)
+            pos = 0
+            while pos < n:
+                take = min(step - pending_len, n - pos)
+                if pending_len == 0 and take == step:
+                    batch.append(view[pos : pos + take])
+                else:
+                    pending.append(view[pos : pos + take])
+                    pending_len += take
+                    if pending_len == step:
+                        batch.append(b"".join(pending))
+                        pending = []
+                        pending_len = 0
+                pos += take
+                if len(batch) == MAX_BATCH_FRAMES:
+                    yield batch
+                    batch = []
+        if pending:
+            batch.append(pending[0] if len(pending) == 1 else b"".join(pending))
+        if batch:
+            yield batch
 
     async def open(self, frames: Sequence[bytes | memoryview]) -> list[bytes]:
         """Decrypt consecutive frames; :class:`DecryptError` if any tag is wrong."""
