@@ -61,7 +61,8 @@ def _is_browser() -> bool:
 
 
 def default_transports() -> list["Transport"]:
-    """TCP + WebSocket natively (imported only here, lazily), memory everywhere."""
+    """TCP + WebSocket natively (imported only here, lazily), the JS-shim WebSocket
+    (dial only) in Pyodide, memory everywhere."""
     from ..transports.memory import MemoryTransport
 
     transports: list[Any] = []
@@ -69,6 +70,10 @@ def default_transports() -> list["Transport"]:
         from ..transports import default_native_transports
 
         transports.extend(default_native_transports())
+    else:
+        from ..transports.browser_websocket import BrowserWebSocketTransport
+
+        transports.append(BrowserWebSocketTransport())
     transports.append(MemoryTransport())
     return transports
 

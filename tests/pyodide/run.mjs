@@ -72,7 +72,8 @@ assert pywasm.__file__.startswith(RUN["sitePackages"] + "/"), (
 )
 
 import pytest
-args = [*RUN['paths'], "-p", "no:cacheprovider", "-q", *RUN['extra']]
+# no faulthandler watchdog: it needs a thread, and Pyodide has none
+args = [*RUN['paths'], "-p", "no:cacheprovider", "-o", "faulthandler_timeout=0", "-q", *RUN['extra']]
 print("[pyodide] pytest " + " ".join(args), flush=True)
 int(pytest.main(args))
 `);

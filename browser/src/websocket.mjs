@@ -1,0 +1,208 @@
+// WebSocket shim for pywasm inside Pyodide (pywasm/transports/browser_websocket.py).
+//
+// Registered as the JS module "pywasm_websocket_js" (pyodide.registerJsModule). Python never
+// hands JS a callback: everything is pull-based, so no Python proxies need to be kept alive
+// or destroyed. A connection is:
+//
+//   const c = open(url, maxBuffered)   // starts connecting (binaryType "arraybuffer")
+//   await c.opened()                   // resolves true on "open"; resolves to a one-line
+//                                      // error string when the socket fails or closes first
+//   c.read()                           // Uint8Array (every queued byte, concatenated) when
+//                                      // data is queued, null at the end (clean close or
+//                                      // failure: see c.failure), else a Promise of either
+//   c.send(u8)                         // one binary message
+//   c.bufferedAmount                   // bytes handed to send() and not yet on the wire
+//   c.close(code, reason)              // starts the close handshake; never throws
+//   await c.closed()                   // resolves when the socket is CLOSED
+//   c.failure                          // "" or why the connection ended abnormally
+//
+// WebSocket has no way to pause reception: the bound on queued, unread bytes (maxBuffered)
+// is enforced by closing the socket (code 1009 "message too big") and failing the
+// connection, so an application that stops reading loses its connection, not its memory.
+//
+// Uses the global WebSocket: browsers, Deno, Node >= 22, and Node 20/21 when started with
+// --experimental-websocket.
+
+export const CLOSE_NORMAL = 1000;
+export const CLOSE_NO_STATUS = 1005;
+export const CLOSE_TOO_BIG = 1009;
+// Default bound on received bytes nobody has read yet (Python passes its own).
+export const DEFAULT_MAX_BUFFERED = 64 * 1024 * 1024;
+
+const CLEAN_CODES = new Set([CLOSE_NORMAL, 1001, CLOSE_NO_STATUS]);
+
+/** True when a WebSocket implementation is available. */
+export function available() {
+  return typeof globalThis.WebSocket === 'function';
+}
+
+function concat(chunks, total) {
+  if (chunks.length === 1) return chunks[0];
+  const out = new Uint8Array(total);
+  let off = 0;
+  for (const c of chunks) {
+    out.set(c, off);
+    off += c.byteLength;
+  }
+  return out;
+}
+
+class Connection {
+  constructor(url, maxBuffered) {
+    this.url = url;
+    this.maxBuffered = maxBuffered > 0 ? maxBuffered : DEFAULT_MAX_BUFFERED;
+    this.failure = '';
+    this.closeCode = 0;
+    this._chunks = [];
+    this._queued = 0;
+    this._ended = false; // no more data will be queued
+    this._waiter = null; // resolve() of a pending read
+    this._isOpen = false;
+    this._openWaiters = [];
+    this._closedWaiters = [];
+    this._isClosed = false;
+    let ws;
+    try {
+      ws = new globalThis.WebSocket(url);
+    } catch (e) {
+      // bad URL (SyntaxError) or a blocked port: fail like a connection error
+      this._end(`cannot open ${url}: ${e?.message ?? e}`);
+      this._settleOpen(`cannot open ${url}: ${e?.message ?? e}`);
+      this._isClosed = true;
+      this.ws = null;
+      return;
+    }
+    this.ws = ws;
+    ws.binaryType = 'arraybuffer';
+    ws.onopen = () => {
+      this._isOpen = true;
+      this._settleOpen(true);
+    };
+    ws.onmessage = (ev) => {
+      if (this._ended) return;
+      const d = ev.data;
+      if (!(d instanceof ArrayBuffer)) {
+        // libp2p sends only binary messages; text means the peer is not libp2p
+        this._fail(`received a text message from ${url}`, 1003);
+        return;
+      }
+      if (d.byteLength === 0) return;
+      const u8 = new Uint8Array(d);
+      if (this._waiter) {
+        const w = this._waiter;
+        this._waiter = null;
+        w(u8);
+        return;
+      }
+      this._queued += u8.byteLength;
+      if (this._queued > this.maxBuffered) {
+        this._chunks = [];
+        this._queued = 0;
+        this._fail(`receive buffer over ${this.maxBuffered} bytes: the application stopped reading`, CLOSE_TOO_BIG);
+        return;
+      }
+      this._chunks.push(u8);
+    };
+    ws.onerror = (ev) => {
+      // the event carries no reason in browsers; Node's has .message / .error
+      const why = ev?.message || ev?.error?.message || 'connection error';
+      if (!this._isOpen) this._settleOpen(`cannot connect to ${url}: ${why}`);
+      else if (!this._ended && !this.failure) this.failure = `WebSocket error: ${why}`;
+    };
+    ws.onclose = (ev) => {
+      this.closeCode = ev.code;
+      if (!this._isOpen) {
+        this._settleOpen(`cannot connect to ${url}: closed before opening (code ${ev.code})`);
+      }
+      if (!this._ended && !this.failure && !CLEAN_CODES.has(ev.code)) {
+        this.failure = `connection closed abnormally (code ${ev.code}${ev.reason ? `: ${ev.reason}` : ''})`;
+      }
+      this._end();
+      this._isClosed = true;
+      for (const w of this._closedWaiters.splice(0)) w(true);
+    };
+  }
+
+  _settleOpen(value) {
+    for (const w of this._openWaiters.splice(0)) w(value);
+    this._openResult = value;
+  }
+
+  _end(failure) {
+    if (failure && !this.failure) this.failure = failure;
+    this._ended = true;
+    if (this._waiter && this._chunks.length === 0) {
+      const w = this._waiter;
+      this._waiter = null;
+      w(null);
+    }
+  }
+
+  _fail(why, code) {
+    if (!this.failure) this.failure = why;
+    this._end();
+    this.close(code, why.slice(0, 100));
+  }
+
+  opened() {
+    if (this._openResult !== undefined) return Promise.resolve(this._openResult);
+    return new Promise((resolve) => this._openWaiters.push(resolve));
+  }
+
+  closed() {
+    if (this._isClosed) return Promise.resolve(true);
+    return new Promise((resolve) => this._closedWaiters.push(resolve));
+  }
+
+  read() {
+    if (this._chunks.length) {
+      const out = concat(this._chunks, this._queued);
+      this._chunks = [];
+      this._queued = 0;
+      return out;
+    }
+    if (this._ended) return null;
+    if (this._waiter) throw new Error('concurrent read on a WebSocket connection');
+    return new Promise((resolve) => {
+      this._waiter = resolve;
+    });
+  }
+
+  send(u8) {
+    if (!this.ws || this.ws.readyState !== 1) {
+      throw new Error(this.failure || 'WebSocket is not open');
+    }
+    this.ws.send(u8);
+  }
+
+  get bufferedAmount() {
+    return this.ws ? this.ws.bufferedAmount : 0;
+  }
+
+  get readyState() {
+    return this.ws ? this.ws.readyState : 3;
+  }
+
+  close(code = CLOSE_NORMAL, reason = '') {
+    // our own close: nothing more is delivered (browsers drop messages once CLOSING)
+    this._end();
+    if (!this.ws) return;
+    try {
+      this.ws.close(code, reason);
+    } catch {
+      try {
+        this.ws.close();
+      } catch {
+        /* already closed */
+      }
+    }
+  }
+}
+
+/** Start connecting to `url`; see the header for the returned object. */
+export function open(url, maxBuffered = DEFAULT_MAX_BUFFERED) {
+  if (!available()) {
+    throw new Error('no global WebSocket (under Node 20/21 run node with --experimental-websocket)');
+  }
+  return new Connection(String(url), Number(maxBuffered));
+}
