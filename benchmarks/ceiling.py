@@ -22,19 +22,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import signal
 import struct
 import sys
 import time
-from typing import Any
+from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._common import emit, parse_args, wait_for_stop  # noqa: E402
 
 MAX_PLAINTEXT = 65519  # 65535 - 16-byte tag: Noise's largest frame in libp2p
 TAG = 16
@@ -44,11 +46,6 @@ BATCH_FRAMES = 16
 _ZEROS = bytes(MAX_PLAINTEXT)
 _LEN = struct.Struct(">H")
 _NONCE = struct.Struct("<4xQ")
-
-
-def emit(obj: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(obj) + "\n")
-    sys.stdout.flush()
 
 
 class Channel:
@@ -200,21 +197,7 @@ async def listen_mode(args: argparse.Namespace) -> int:
     port = server.sockets[0].getsockname()[1]
     print(f"/ip4/{host}/tcp/{port}", flush=True)
     print("ready", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    reader = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-
-    async def lifeline() -> None:
-        while await reader.read(4096):
-            pass
-        stop.set()
-
-    watcher = asyncio.ensure_future(lifeline())
-    await stop.wait()
-    watcher.cancel()
+    await wait_for_stop()
     server.close()
     return 0
 
@@ -265,16 +248,7 @@ async def conn_mode(args: argparse.Namespace) -> int:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser()
-    p.add_argument("mode", choices=["listen", "perf", "conn"])
-    p.add_argument("target", nargs="?")
-    p.add_argument("--listen", default="/ip4/127.0.0.1/tcp/0")
-    p.add_argument("--upload", type=int, default=0)
-    p.add_argument("--download", type=int, default=0)
-    p.add_argument("--count", type=int, default=20)
-    args = p.parse_args()
-    if args.mode != "listen" and not args.target:
-        p.error(f"{args.mode} needs a multiaddr")
+    args = parse_args()
     fn = {"listen": listen_mode, "perf": perf_mode, "conn": conn_mode}[args.mode]
     code = asyncio.run(fn(args))
     sys.stdout.flush()

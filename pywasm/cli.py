@@ -191,8 +191,7 @@ async def cmd_listen(args: argparse.Namespace) -> int:
 async def cmd_ping(args: argparse.Namespace) -> int:
     from .host import Host
 
-    host = await Host.create(listen=[])
-    try:
+    async with await Host.create(listen=[]) as host:
         conn = await host.dial(args.addr)
         ping = host.services["ping"]
         ping.timeout = args.timeout
@@ -200,19 +199,14 @@ async def cmd_ping(args: argparse.Namespace) -> int:
             for seq in range(1, args.count + 1):
                 rtt = await session.ping()
                 _say(f"seq={seq} rtt={rtt * 1000:.3f} ms peer={conn.remote_peer}")
-    finally:
-        await host.stop()
     return EXIT_OK
 
 
 async def cmd_perf(args: argparse.Namespace) -> int:
     from .host import Host
 
-    host = await Host.create(listen=[])
-    try:
+    async with await Host.create(listen=[]) as host:
         result = await host.services["perf"].run(args.addr, args.upload, args.download)
-    finally:
-        await host.stop()
     _say(json.dumps(result.to_dict()))
     return EXIT_OK
 

@@ -102,7 +102,8 @@ def field(
 
 
 # --- varints -------------------------------------------------------------------
-
+# Not multiformats.varint on purpose: protobuf varints carry 64 bits in up to 10 bytes
+# (negative int64 included) and need not be minimal; unsigned-varint stops at 63 bits / 9.
 
 def _varint(value: int) -> bytes:
     if value < 0x80:

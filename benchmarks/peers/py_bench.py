@@ -27,12 +27,12 @@ only), which this flag sets.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import struct
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import multiaddr
@@ -52,13 +52,13 @@ from libp2p.security.noise.transport import Transport as NoiseTransport
 from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
 from libp2p.stream_muxer.yamux.yamux import Yamux
 
+# appended, not prepended: nothing in the repository may shadow py-libp2p's venv
+sys.path.append(str(Path(__file__).resolve().parents[2]))
+
+from benchmarks._common import emit, parse_args  # noqa: E402
+
 PERF_ID = TProtocol("/perf/1.0.0")
 READ_SIZE = 1 << 20
-
-
-def emit(obj: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(obj) + "\n")
-    sys.stdout.flush()
 
 
 def build_host(listen: list[str], no_dial_delay: bool = False):
@@ -185,19 +185,12 @@ async def conn_mode(args: argparse.Namespace) -> int:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser()
-    p.add_argument("mode", choices=["listen", "perf", "conn"])
-    p.add_argument("target", nargs="?")
-    p.add_argument("--listen", default="/ip4/127.0.0.1/tcp/0")
-    p.add_argument("--upload", type=int, default=0)
-    p.add_argument("--download", type=int, default=0)
-    p.add_argument("--count", type=int, default=20)
-    p.add_argument("--chunk", type=int, default=1 << 20)
-    p.add_argument("--timeout", type=float, default=600.0)
-    p.add_argument("--no-dial-delay", action="store_true")
-    args = p.parse_args()
-    if args.mode != "listen" and not args.target:
-        p.error(f"{args.mode} needs a multiaddr")
+    def options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--chunk", type=int, default=1 << 20)
+        p.add_argument("--timeout", type=float, default=600.0)
+        p.add_argument("--no-dial-delay", action="store_true")
+
+    args = parse_args(options)
     logging.basicConfig(level=os.environ.get("PY_BENCH_LOG", "ERROR"), stream=sys.stderr)
     fn = {"listen": listen_mode, "perf": perf_mode, "conn": conn_mode}[args.mode]
     code = trio.run(fn, args)

@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import signal
 import sys
 import time
 from pathlib import Path
@@ -33,13 +31,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from benchmarks._common import emit, parse_args, wait_for_stop  # noqa: E402
 from pywasm.host import Host  # noqa: E402
 from pywasm.multiformats.multiaddr import Multiaddr  # noqa: E402
-
-
-def emit(obj: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(obj) + "\n")
-    sys.stdout.flush()
 
 
 async def listen_mode(args: argparse.Namespace) -> int:
@@ -48,22 +42,7 @@ async def listen_mode(args: argparse.Namespace) -> int:
         for addr in host.addrs():
             print(str(addr), flush=True)
         print("ready", flush=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        # stdin lifeline: the harness keeps a pipe open; EOF means it is gone
-        reader = asyncio.StreamReader()
-        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-
-        async def lifeline() -> None:
-            while await reader.read(4096):
-                pass
-            stop.set()
-
-        watcher = asyncio.ensure_future(lifeline())
-        await stop.wait()
-        watcher.cancel()
+        await wait_for_stop()
     finally:
         await host.stop()
     return 0
@@ -114,17 +93,7 @@ async def conn_mode(args: argparse.Namespace) -> int:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser()
-    p.add_argument("mode", choices=["listen", "perf", "conn"])
-    p.add_argument("target", nargs="?")
-    p.add_argument("--listen", default="/ip4/127.0.0.1/tcp/0")
-    p.add_argument("--upload", type=int, default=0)
-    p.add_argument("--download", type=int, default=0)
-    p.add_argument("--count", type=int, default=20)
-    p.add_argument("--profile", metavar="FILE")
-    args = p.parse_args()
-    if args.mode != "listen" and not args.target:
-        p.error(f"{args.mode} needs a multiaddr")
+    args = parse_args(lambda p: p.add_argument("--profile", metavar="FILE"))
     fn = {"listen": listen_mode, "perf": perf_mode, "conn": conn_mode}[args.mode]
     if args.profile:
         import cProfile

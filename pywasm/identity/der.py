@@ -198,17 +198,22 @@ def parse_spki(data: bytes) -> tuple[bytes, bytes | None, bytes]:
     return alg_oid, param, key
 
 
+def _two_integers(data: bytes, what: str) -> tuple[int, int]:
+    """``SEQUENCE { INTEGER, INTEGER }`` (RSAPublicKey, ECDSA-Sig-Value); ``what`` names it."""
+    children = parse_top(data)
+    if len(children) != 2:
+        raise InvalidKeyError(f"malformed {what}")
+    first = decode_integer(_expect(data, children[0], TAG_INTEGER))
+    second = decode_integer(_expect(data, children[1], TAG_INTEGER))
+    return first, second
+
+
 def parse_rsa_public(data: bytes) -> tuple[int, int]:
     """``(n, e)`` from an RSA SubjectPublicKeyInfo."""
     alg, param, key = parse_spki(data)
     if alg != OID_RSA_ENCRYPTION or param is not None:
         raise InvalidKeyError("not an RSA public key")
-    children = parse_top(key)
-    if len(children) != 2:
-        raise InvalidKeyError("malformed RSAPublicKey")
-    n = decode_integer(_expect(key, children[0], TAG_INTEGER))
-    e = decode_integer(_expect(key, children[1], TAG_INTEGER))
-    return n, e
+    return _two_integers(key, "RSAPublicKey")
 
 
 def encode_rsa_public(n: int, e: int) -> bytes:
@@ -308,12 +313,7 @@ def encode_ec_private(curve_oid: bytes, scalar: bytes, point: bytes) -> bytes:
 
 
 def parse_ecdsa_signature(sig: bytes) -> tuple[int, int]:
-    children = parse_top(sig)
-    if len(children) != 2:
-        raise InvalidKeyError("malformed ECDSA signature")
-    r = decode_integer(_expect(sig, children[0], TAG_INTEGER))
-    s = decode_integer(_expect(sig, children[1], TAG_INTEGER))
-    return r, s
+    return _two_integers(sig, "ECDSA signature")
 
 
 def encode_ecdsa_signature(r: int, s: int) -> bytes:

@@ -12,15 +12,17 @@ starve the others for long), and writes the frames, together with any control fr
 queued meanwhile, in one ``conn.write``. That call's backpressure (TCP buffer, Noise,
 memory pipe) thus reaches the stream writer directly.
 
-Subclasses implement the ``_c_*`` hooks around their core and call the ``_on_*``
-dispatchers from ``_c_receive``.
+Subclasses create their core in ``_c_session`` (stored as ``self.session``), implement
+the remaining ``_c_*`` hooks around it and call the ``_on_*`` dispatchers from
+``_c_receive``. The hooks every core answers the same way (send, close, reset, consume,
+output) are implemented here once.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import Hashable
+from typing import Any, Hashable
 
 from ..errors import (
     ConnectionClosedError,
@@ -173,16 +175,21 @@ class MuxedConnectionBase:
     """Runs the reader task and owns the streams of one muxed connection."""
 
     stream_class: type[MuxedStreamBase] = MuxedStreamBase
+    # the sans-IO core (see _c_session): send_data, close_write, reset_stream, consume,
+    # data_to_send, has_output
+    session: Any
 
     def __init__(
         self,
         conn: Stream,
         is_initiator: bool,
+        config: Any = None,
         *,
         read_size: int = DEFAULT_READ_SIZE,
         write_batch: int = DEFAULT_WRITE_BATCH,
         stream_close_timeout: float = DEFAULT_STREAM_CLOSE_TIMEOUT,
     ) -> None:
+        self.session = self._c_session(is_initiator, config)
         self._conn = conn
         self.is_initiator = is_initiator
         self._read_size = read_size
@@ -200,29 +207,37 @@ class MuxedConnectionBase:
         self._reader_task = asyncio.get_running_loop().create_task(self._read_loop())
 
     # --- hooks for subclasses --------------------------------------------------------
-    def _c_open(self) -> tuple[Hashable, int]:
+    def _c_session(self, is_initiator: bool, config: Any) -> Any:
+        """Create the sans-IO core for this connection."""
         raise NotImplementedError
 
-    def _c_send(self, key: Hashable, data: memoryview) -> int:
+    def _c_open(self) -> tuple[Hashable, int]:
         raise NotImplementedError
 
     def _c_send_window(self, key: Hashable) -> int:
         raise NotImplementedError
 
-    def _c_close_write(self, key: Hashable) -> None:
-        raise NotImplementedError
-
-    def _c_reset(self, key: Hashable) -> None:
-        raise NotImplementedError
-
-    def _c_consume(self, key: Hashable, n: int) -> None:
-        pass
-
     def _c_receive(self, data: bytes) -> None:
         raise NotImplementedError
 
+    def _c_go_away(self) -> None:
+        pass
+
+    # --- hooks every core answers alike -------------------------------------------------
+    def _c_send(self, key: Hashable, data: memoryview) -> int:
+        return self.session.send_data(key, data)  # type: ignore[no-any-return]
+
+    def _c_close_write(self, key: Hashable) -> None:
+        self.session.close_write(key)
+
+    def _c_reset(self, key: Hashable) -> None:
+        self.session.reset_stream(key)
+
+    def _c_consume(self, key: Hashable, n: int) -> None:
+        self.session.consume(key, n)
+
     def _c_output(self) -> bytes:
-        raise NotImplementedError
+        return self.session.data_to_send()  # type: ignore[no-any-return]
 
     def _c_output_parts(self) -> list[bytes | memoryview]:
         """Queued output as pieces (header, payload, ...), for a gather write."""
@@ -230,10 +245,7 @@ class MuxedConnectionBase:
         return [out] if out else []
 
     def _c_has_output(self) -> bool:
-        raise NotImplementedError
-
-    def _c_go_away(self) -> None:
-        pass
+        return self.session.has_output  # type: ignore[no-any-return]
 
     # --- MuxedConnection API ---------------------------------------------------------
     @property
@@ -486,9 +498,25 @@ class MuxedConnectionBase:
             self._flush_task = None
 
 
+class MuxerFactoryBase:
+    """A MuxerFactory: ``create`` wraps a connection in ``connection_class``."""
+
+    protocol_id: str
+    connection_class: type[MuxedConnectionBase]
+    config_class: type
+
+    def __init__(self, config: Any = None, **driver_options: object) -> None:
+        self.config = config or self.config_class()
+        self._driver_options = driver_options
+
+    def create(self, conn: Stream, is_initiator: bool) -> MuxedConnectionBase:
+        return self.connection_class(conn, is_initiator, self.config, **self._driver_options)  # type: ignore[arg-type]
+
+
 __all__ = [
     "MuxedStreamBase",
     "MuxedConnectionBase",
+    "MuxerFactoryBase",
     "DEFAULT_READ_SIZE",
     "DEFAULT_WRITE_BATCH",
     "DEFAULT_STREAM_CLOSE_TIMEOUT",

@@ -10,14 +10,7 @@ from __future__ import annotations
 from typing import Hashable
 
 from ..protocols import mplex as core
-from ..streams import Stream
-from .base import (
-    DEFAULT_READ_SIZE,
-    DEFAULT_STREAM_CLOSE_TIMEOUT,
-    DEFAULT_WRITE_BATCH,
-    MuxedConnectionBase,
-    MuxedStreamBase,
-)
+from .base import MuxedConnectionBase, MuxedStreamBase, MuxerFactoryBase
 
 # mplex never limits a write by a window; the driver asks "how much may I send?"
 _UNLIMITED = 1 << 62
@@ -28,51 +21,20 @@ class MplexStream(MuxedStreamBase):
 
 
 class MplexConnection(MuxedConnectionBase):
-    stream_class = MplexStream
+    """``MplexConnection(conn, is_initiator, config: MplexConfig | None = None, *, ...)``."""
 
-    def __init__(
-        self,
-        conn: Stream,
-        is_initiator: bool,
-        config: core.MplexConfig | None = None,
-        *,
-        read_size: int = DEFAULT_READ_SIZE,
-        write_batch: int = DEFAULT_WRITE_BATCH,
-        stream_close_timeout: float = DEFAULT_STREAM_CLOSE_TIMEOUT,
-    ) -> None:
-        self.session = core.MplexSession(config)
-        super().__init__(
-            conn,
-            is_initiator,
-            read_size=read_size,
-            write_batch=write_batch,
-            stream_close_timeout=stream_close_timeout,
-        )
+    stream_class = MplexStream
+    session: core.MplexSession
+
+    def _c_session(self, is_initiator: bool, config: core.MplexConfig | None) -> core.MplexSession:
+        return core.MplexSession(config)
 
     def _c_open(self) -> tuple[Hashable, int]:
         key = self.session.open_stream()
         return key, key[0]
 
-    def _c_send(self, key: Hashable, data: memoryview) -> int:
-        return self.session.send_data(key, data)  # type: ignore[arg-type]
-
     def _c_send_window(self, key: Hashable) -> int:
         return _UNLIMITED
-
-    def _c_close_write(self, key: Hashable) -> None:
-        self.session.close_write(key)  # type: ignore[arg-type]
-
-    def _c_reset(self, key: Hashable) -> None:
-        self.session.reset_stream(key)  # type: ignore[arg-type]
-
-    def _c_consume(self, key: Hashable, n: int) -> None:
-        self.session.consume(key, n)  # type: ignore[arg-type]
-
-    def _c_output(self) -> bytes:
-        return self.session.data_to_send()
-
-    def _c_has_output(self) -> bool:
-        return self.session.has_output
 
     def _c_go_away(self) -> None:
         self.session.close()
@@ -95,17 +57,12 @@ class MplexConnection(MuxedConnectionBase):
                     self._on_reset(ev.key)  # type: ignore[attr-defined]
 
 
-class MplexMuxer:
-    """MuxerFactory for ``/mplex/6.7.0``."""
+class MplexMuxer(MuxerFactoryBase):
+    """MuxerFactory for ``/mplex/6.7.0``: ``MplexMuxer(config=None, **driver_options)``."""
 
     protocol_id = core.PROTOCOL_ID
-
-    def __init__(self, config: core.MplexConfig | None = None, **driver_options: object) -> None:
-        self.config = config or core.MplexConfig()
-        self._driver_options = driver_options
-
-    def create(self, conn: Stream, is_initiator: bool) -> MplexConnection:
-        return MplexConnection(conn, is_initiator, self.config, **self._driver_options)  # type: ignore[arg-type]
+    connection_class = MplexConnection
+    config_class = core.MplexConfig
 
 
 __all__ = ["MplexMuxer", "MplexConnection", "MplexStream"]

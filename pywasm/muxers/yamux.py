@@ -3,18 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Hashable
+from typing import Any, Hashable
 
 from ..errors import ConnectionClosedError, MuxerError
 from ..protocols import yamux as core
-from ..streams import Stream
-from .base import (
-    DEFAULT_READ_SIZE,
-    DEFAULT_STREAM_CLOSE_TIMEOUT,
-    DEFAULT_WRITE_BATCH,
-    MuxedConnectionBase,
-    MuxedStreamBase,
-)
+from .base import MuxedConnectionBase, MuxedStreamBase, MuxerFactoryBase
 
 # How long ping() waits for the answer.
 DEFAULT_PING_TIMEOUT = 10.0
@@ -25,56 +18,28 @@ class YamuxStream(MuxedStreamBase):
 
 
 class YamuxConnection(MuxedConnectionBase):
-    stream_class = YamuxStream
+    """``YamuxConnection(conn, is_initiator, config: YamuxConfig | None = None, *, ...)``."""
 
-    def __init__(
-        self,
-        conn: Stream,
-        is_initiator: bool,
-        config: core.YamuxConfig | None = None,
-        *,
-        read_size: int = DEFAULT_READ_SIZE,
-        write_batch: int = DEFAULT_WRITE_BATCH,
-        stream_close_timeout: float = DEFAULT_STREAM_CLOSE_TIMEOUT,
-    ) -> None:
-        self.session = core.YamuxSession(is_client=is_initiator, config=config)
+    stream_class = YamuxStream
+    session: core.YamuxSession
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._pings: dict[int, asyncio.Future[None]] = {}
-        super().__init__(
-            conn,
-            is_initiator,
-            read_size=read_size,
-            write_batch=write_batch,
-            stream_close_timeout=stream_close_timeout,
-        )
+        super().__init__(*args, **kwargs)
 
     # --- core hooks ----------------------------------------------------------------------
+    def _c_session(self, is_initiator: bool, config: core.YamuxConfig | None) -> core.YamuxSession:
+        return core.YamuxSession(is_client=is_initiator, config=config)
+
     def _c_open(self) -> tuple[Hashable, int]:
         sid = self.session.open_stream()
         return sid, sid
 
-    def _c_send(self, key: Hashable, data: memoryview) -> int:
-        return self.session.send_data(key, data)  # type: ignore[arg-type]
-
     def _c_send_window(self, key: Hashable) -> int:
         return self.session.send_window(key)  # type: ignore[arg-type]
 
-    def _c_close_write(self, key: Hashable) -> None:
-        self.session.close_write(key)  # type: ignore[arg-type]
-
-    def _c_reset(self, key: Hashable) -> None:
-        self.session.reset_stream(key)  # type: ignore[arg-type]
-
-    def _c_consume(self, key: Hashable, n: int) -> None:
-        self.session.consume(key, n)  # type: ignore[arg-type]
-
-    def _c_output(self) -> bytes:
-        return self.session.data_to_send()
-
     def _c_output_parts(self) -> list[bytes | memoryview]:
         return self.session.data_to_send_parts()
-
-    def _c_has_output(self) -> bool:
-        return self.session.has_output
 
     def _c_go_away(self) -> None:
         self.session.go_away(core.GO_AWAY_NORMAL)
@@ -134,17 +99,12 @@ class YamuxConnection(MuxedConnectionBase):
         return loop.time() - start
 
 
-class YamuxMuxer:
-    """MuxerFactory for ``/yamux/1.0.0``."""
+class YamuxMuxer(MuxerFactoryBase):
+    """MuxerFactory for ``/yamux/1.0.0``: ``YamuxMuxer(config=None, **driver_options)``."""
 
     protocol_id = core.PROTOCOL_ID
-
-    def __init__(self, config: core.YamuxConfig | None = None, **driver_options: object) -> None:
-        self.config = config or core.YamuxConfig()
-        self._driver_options = driver_options
-
-    def create(self, conn: Stream, is_initiator: bool) -> YamuxConnection:
-        return YamuxConnection(conn, is_initiator, self.config, **self._driver_options)  # type: ignore[arg-type]
+    connection_class = YamuxConnection
+    config_class = core.YamuxConfig
 
 
 __all__ = ["YamuxMuxer", "YamuxConnection", "YamuxStream", "DEFAULT_PING_TIMEOUT"]

@@ -30,6 +30,7 @@ from ..errors import (
     VarintError,
 )
 from ..multiformats.varint import decode_varint_prefix, encode_varint
+from ._muxcore import MuxSessionBase
 
 PROTOCOL_ID = "/mplex/6.7.0"
 
@@ -145,16 +146,14 @@ def encode_message(stream_id: int, flag: int, payload: bytes = b"") -> bytes:
 _MAX_NAME = 256
 
 
-class MplexSession:
+class MplexSession(MuxSessionBase[Event]):
     def __init__(self, config: MplexConfig | None = None) -> None:
+        super().__init__()
         self.config = config or MplexConfig()
         self._next_id = 0
         self._streams: dict[StreamKey, _Stream] = {}
         self._inbound = 0
         self._outbound = 0
-        self._events: list[Event] = []
-        self._out: list[bytes | memoryview] = []
-        self._out_size = 0
         self._hbuf = bytearray()
         # current message: flag, stream (None: discard), bytes left, name being collected
         self._rx_remaining = 0
@@ -165,26 +164,7 @@ class MplexSession:
         self.failed = False
         self.closed = False
 
-    # --- output -----------------------------------------------------------------------
-    def data_to_send(self) -> bytes:
-        out = self._out
-        if not out:
-            return b""
-        data = out[0] if len(out) == 1 and isinstance(out[0], bytes) else b"".join(out)
-        out.clear()
-        self._out_size = 0
-        return data
-
-    @property
-    def has_output(self) -> bool:
-        return bool(self._out)
-
-    def next_events(self) -> list[Event]:
-        events = self._events
-        if events:
-            self._events = []
-        return events
-
+    # --- output (data_to_send, has_output, next_events: see MuxSessionBase) ------------
     def _frame(self, stream_id: int, flag: int, payload: bytes = b"") -> None:
         frame = encode_message(stream_id, flag, payload)
         self._out.append(frame)

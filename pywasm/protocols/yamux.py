@@ -35,6 +35,7 @@ from ..errors import (
     StreamClosedError,
     StreamResetError,
 )
+from ._muxcore import MuxSessionBase
 
 PROTOCOL_ID = "/yamux/1.0.0"
 
@@ -218,10 +219,11 @@ def encode_frame(typ: int, flags: int, stream_id: int, length: int, payload: byt
     return HEADER.pack(VERSION, typ, flags, stream_id, length) + payload
 
 
-class YamuxSession:
+class YamuxSession(MuxSessionBase[Event]):
     """One side of a yamux session. ``is_client``: the dialer (odd stream ids)."""
 
     def __init__(self, is_client: bool, config: YamuxConfig | None = None) -> None:
+        super().__init__()
         self.config = config or YamuxConfig()
         self.is_client = is_client
         self._next_id = 1 if is_client else 2
@@ -229,9 +231,6 @@ class YamuxSession:
         self._inbound = 0
         self._outbound = 0
         self._growth = 0
-        self._events: list[Event] = []
-        self._out: list[bytes | memoryview] = []
-        self._out_size = 0
         # receive state: a partial header, or the payload left of a data frame
         self._hdr = bytearray()
         self._rx_remaining = 0
@@ -243,17 +242,7 @@ class YamuxSession:
         self.remote_go_away: int | None = None
         self.failed = False
 
-    # --- output ---------------------------------------------------------------
-    def data_to_send(self) -> bytes:
-        """All queued frames as one byte string (b"" if none); clears the queue."""
-        out = self._out
-        if not out:
-            return b""
-        data = out[0] if len(out) == 1 and isinstance(out[0], bytes) else b"".join(out)
-        out.clear()
-        self._out_size = 0
-        return data
-
+    # --- output (data_to_send, has_output, next_events: see MuxSessionBase) ----------
     def data_to_send_parts(self) -> list[bytes | memoryview]:
         """Queued frames as pieces (headers and payload views); clears the queue.
 
@@ -266,17 +255,6 @@ class YamuxSession:
         out.clear()
         self._out_size = 0
         return parts
-
-    @property
-    def has_output(self) -> bool:
-        return bool(self._out)
-
-    def next_events(self) -> list[Event]:
-        """Events since the last call, oldest first."""
-        events = self._events
-        if events:
-            self._events = []
-        return events
 
     def _frame(self, typ: int, flags: int, stream_id: int, length: int) -> None:
         self._out.append(HEADER.pack(VERSION, typ, flags, stream_id, length))

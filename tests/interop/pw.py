@@ -81,6 +81,26 @@ async def identify_remote(host: Any, conn: Any) -> dict[str, Any]:
     }
 
 
+def check_identify(info: dict[str, Any], agent_prefix: str) -> None:
+    """An Ed25519 libp2p peer serving identify, ping and echo (js, py), per identify_remote."""
+    assert info["agent"].startswith(agent_prefix), info
+    assert {"/ipfs/id/1.0.0", "/ipfs/ping/1.0.0", ECHO} <= set(info["protocols"]), info
+    assert info["key_type"] == "Ed25519"
+
+
+def check_dial_report(res: dict[str, Any], host: Any, muxer: str) -> dict[str, Any]:
+    """A js/py peer's report (``peers.dial``) of dialing ``host``: it reached our peer id
+    over ``muxer``, identified us, pinged us and echoed 1 MiB. Returns its identify part."""
+    assert res["remote_peer"] == str(host.peer_id)
+    assert res["muxer"] == MUXER_IDS[muxer]
+    ident = res["identify"]
+    assert {"/ipfs/id/1.0.0", "/ipfs/ping/1.0.0", ECHO} <= set(ident["protocols"]), ident
+    assert ident["key_type"] == "Ed25519"
+    assert res["ping_ms"] >= 0
+    assert res["echo"]["bytes"] == MIB and res["echo"]["ok"]
+    return ident  # type: ignore[no-any-return]
+
+
 async def ping_remote(host: Any, target: Any) -> float:
     rtt = await bounded(host.services["ping"].ping(target), 30)
     assert 0 <= rtt < 10, f"implausible ping RTT {rtt!r} s"

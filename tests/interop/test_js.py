@@ -12,12 +12,13 @@ import pytest
 
 from tests.interop.harness import PeerSet
 from tests.interop.pw import (
-    ECHO,
     LISTEN,
     MIB,
     MUXER_IDS,
     NOISE,
     bounded,
+    check_dial_report,
+    check_identify,
     echo_remote,
     host_addr,
     identify_remote,
@@ -39,10 +40,7 @@ async def test_pywasm_dials_js(peers: PeerSet, muxer: str, transport: str) -> No
         assert conn.security_protocol == NOISE
         assert conn.muxer_protocol == MUXER_IDS[muxer]
 
-        info = await identify_remote(host, conn)
-        assert info["agent"].startswith("js-libp2p/"), info
-        assert {"/ipfs/id/1.0.0", "/ipfs/ping/1.0.0", ECHO} <= set(info["protocols"]), info
-        assert info["key_type"] == "Ed25519"
+        check_identify(await identify_remote(host, conn), "js-libp2p/")
 
         await ping_remote(host, conn)
         await echo_remote(host, conn, MIB)
@@ -59,15 +57,9 @@ async def test_pywasm_dials_js(peers: PeerSet, muxer: str, transport: str) -> No
 async def test_js_dials_pywasm(peers: PeerSet, muxer: str, transport: str) -> None:
     async with pywasm_host(listen=[LISTEN[transport]]) as host:
         res = await asyncio.to_thread(peers.dial, "js", host_addr(host, transport), "--muxer", muxer)
-        assert res["remote_peer"] == str(host.peer_id)
+        ident = check_dial_report(res, host, muxer)
         assert res["encryption"] == NOISE
-        assert res["muxer"] == MUXER_IDS[muxer]
-        ident = res["identify"]
-        assert {"/ipfs/id/1.0.0", "/ipfs/ping/1.0.0", ECHO} <= set(ident["protocols"]), ident
-        assert ident["key_type"] == "Ed25519"
         assert ident["agent"], ident
-        assert res["ping_ms"] >= 0
-        assert res["echo"]["bytes"] == MIB and res["echo"]["ok"]
 
 
 async def test_perf_both_ways_with_js(peers: PeerSet) -> None:

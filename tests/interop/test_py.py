@@ -9,11 +9,12 @@ import pytest
 
 from tests.interop.harness import PeerSet
 from tests.interop.pw import (
-    ECHO,
     MIB,
     MUXER_IDS,
     NOISE,
     bounded,
+    check_dial_report,
+    check_identify,
     echo_remote,
     host_addr,
     identify_remote,
@@ -32,10 +33,7 @@ async def test_pywasm_dials_py(peers: PeerSet, muxer: str) -> None:
         assert conn.security_protocol == NOISE
         assert conn.muxer_protocol == MUXER_IDS[muxer]
 
-        info = await identify_remote(host, conn)
-        assert info["agent"].startswith("py-libp2p/"), info
-        assert {"/ipfs/id/1.0.0", "/ipfs/ping/1.0.0", ECHO} <= set(info["protocols"]), info
-        assert info["key_type"] == "Ed25519"
+        check_identify(await identify_remote(host, conn), "py-libp2p/")
 
         await ping_remote(host, conn)
         await echo_remote(host, conn, MIB)
@@ -46,10 +44,4 @@ async def test_pywasm_dials_py(peers: PeerSet, muxer: str) -> None:
 async def test_py_dials_pywasm(peers: PeerSet, muxer: str) -> None:
     async with pywasm_host() as host:
         res = await asyncio.to_thread(peers.dial, "py", host_addr(host, "tcp"), "--muxer", muxer)
-        assert res["remote_peer"] == str(host.peer_id)
-        assert res["muxer"] == MUXER_IDS[muxer]
-        ident = res["identify"]
-        assert {"/ipfs/id/1.0.0", "/ipfs/ping/1.0.0", ECHO} <= set(ident["protocols"]), ident
-        assert ident["key_type"] == "Ed25519"
-        assert res["ping_ms"] >= 0
-        assert res["echo"]["bytes"] == MIB and res["echo"]["ok"]
+        check_dial_report(res, host, muxer)

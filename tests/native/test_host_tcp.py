@@ -15,6 +15,7 @@ from pywasm.host import Direction, Host
 from pywasm.identity import KeyType, PeerId, PrivateKey
 from pywasm.muxers import MplexMuxer, YamuxMuxer
 from pywasm.services import ECHO, IDENTIFY, PERF, PING
+from tests._helpers import other_tasks, wait_until
 
 MIB = 1024 * 1024
 TIMEOUT = 30.0
@@ -36,20 +37,6 @@ async def pair(transport: str, muxer: str | None = None) -> AsyncIterator[tuple[
     finally:
         await bounded(client.stop())
         await bounded(server.stop())
-
-
-def other_tasks() -> list[asyncio.Task[Any]]:
-    current = asyncio.current_task()
-    return [t for t in asyncio.all_tasks() if t is not current and not t.done()]
-
-
-async def wait_until(cond: Any, timeout: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not cond():
-        if loop.time() > end:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.01)
 
 
 @pytest.mark.parametrize("muxer", ["yamux", "mplex"])

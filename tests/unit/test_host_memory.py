@@ -27,6 +27,7 @@ from pywasm.services.identify import IDENTIFY, IDENTIFY_PUSH
 from pywasm.services.perf import PERF
 from pywasm.services.ping import PING
 from pywasm.transports.memory import MemoryTransport
+from tests._helpers import other_tasks, wait_until
 
 ECHO = "/echo/1.0.0"
 MIB = 1024 * 1024
@@ -95,20 +96,6 @@ class Records(logging.Handler):
 
     def messages(self) -> list[str]:
         return [r.getMessage() for r in self.records]
-
-
-async def wait_until(cond: Any, timeout: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not cond():
-        if loop.time() > end:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.01)
-
-
-def other_tasks() -> list[asyncio.Task[Any]]:
-    current = asyncio.current_task()
-    return [t for t in asyncio.all_tasks() if t is not current and not t.done()]
 
 
 # --------------------------------------------------------------------- full session

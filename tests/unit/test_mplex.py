@@ -7,25 +7,7 @@ import pytest
 from pywasm.errors import LimitExceededError, MuxerError, StreamClosedError
 from pywasm.protocols import mplex as m
 from pywasm.protocols.mplex import MplexConfig, MplexSession
-
-
-def feed_bytewise(session: MplexSession, data: bytes) -> list[m.Event]:
-    events: list[m.Event] = []
-    for i in range(len(data)):
-        session.receive_data(data[i : i + 1])
-        events += session.next_events()
-    return events
-
-
-def pump(a: MplexSession, b: MplexSession) -> tuple[list[m.Event], list[m.Event]]:
-    ea: list[m.Event] = []
-    eb: list[m.Event] = []
-    while a.has_output or b.has_output:
-        b.receive_data(a.data_to_send())
-        eb += b.next_events()
-        a.receive_data(b.data_to_send())
-        ea += a.next_events()
-    return ea, eb
+from tests._helpers import feed_bytewise, pump
 
 
 def test_message_vectors() -> None:

@@ -37,6 +37,7 @@ from pywasm.services import (
 from pywasm.services.identify import MAX_MESSAGE_SIZE, MAX_MESSAGES, IdentifyPB, read_identify, to_info
 from pywasm.streams import encode_lp
 from pywasm.transports.memory import MemoryTransport
+from tests._helpers import wait_until
 
 TIMEOUT = 20.0
 
@@ -58,15 +59,6 @@ async def pair(server_services: Any = None, client_services: Any = None) -> Asyn
     finally:
         await bounded(client.stop())
         await bounded(server.stop())
-
-
-async def wait_until(cond: Any, timeout: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not cond():
-        if loop.time() > end:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.01)
 
 
 async def read_all(stream: Any) -> bytes:

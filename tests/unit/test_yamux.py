@@ -13,14 +13,7 @@ from pywasm.errors import (
 )
 from pywasm.protocols import yamux as y
 from pywasm.protocols.yamux import YamuxConfig, YamuxSession
-
-
-def feed_bytewise(session: YamuxSession, data: bytes) -> list[y.Event]:
-    events: list[y.Event] = []
-    for i in range(len(data)):
-        session.receive_data(data[i : i + 1])
-        events += session.next_events()
-    return events
+from tests._helpers import feed_bytewise, pump
 
 
 def frames(data: bytes) -> list[tuple[int, int, int, int, int]]:
@@ -36,18 +29,6 @@ def frames(data: bytes) -> list[tuple[int, int, int, int, int]]:
 
 def pair(config: YamuxConfig | None = None) -> tuple[YamuxSession, YamuxSession]:
     return YamuxSession(True, config), YamuxSession(False, config)
-
-
-def pump(a: YamuxSession, b: YamuxSession) -> tuple[list[y.Event], list[y.Event]]:
-    """Move bytes both ways until quiet; returns (events of a, events of b)."""
-    ea: list[y.Event] = []
-    eb: list[y.Event] = []
-    while a.has_output or b.has_output:
-        b.receive_data(a.data_to_send())
-        eb += b.next_events()
-        a.receive_data(b.data_to_send())
-        ea += a.next_events()
-    return ea, eb
 
 
 def test_header_vectors() -> None:
