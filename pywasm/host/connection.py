@@ -232,8 +232,10 @@ class Connection:
             await self.muxed.close()
         except Exception:  # noqa: BLE001 - closing is best effort
             pass
-        self._streams.clear()
-        self._closed_event.set()
+        finally:
+            # even when this close is cancelled: later close() calls wait on the event
+            self._streams.clear()
+            self._closed_event.set()
 
     def _mark_closed(self, reason: str | None) -> None:
         if self.close_reason is None:

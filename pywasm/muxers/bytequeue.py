@@ -8,10 +8,13 @@ reading a large chunk in small pieces stays linear.
 
 The queue itself does not enforce a bound: its owners do (a pipe's capacity, a yamux
 window, an mplex per-stream limit) and use ``len()`` to check it.
+
+:class:`QueuedReader` is the ``Stream.read`` that every owner of such a queue shares.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 
 
@@ -83,4 +86,50 @@ class ByteQueue:
         return b"".join(parts)
 
 
-__all__ = ["ByteQueue"]
+class QueuedReader:
+    """``Stream.read`` over a :class:`ByteQueue` that someone else fills.
+
+    The owner keeps ``_buf``, the flags ``_eof`` (no more bytes will arrive),
+    ``_read_closed`` (close() was called) and ``_reset``, and the event ``_readable``,
+    which it sets whenever the queue gains bytes or a flag changes. It says what read
+    raises after a reset or close (``_reset_error``, ``_closed_error``) and hears of
+    every read through ``_taken`` (to reopen a window or wake a writer).
+    """
+
+    __slots__ = ()
+
+    _buf: ByteQueue
+    _eof: bool
+    _read_closed: bool
+    _reset: bool
+    _readable: asyncio.Event
+
+    async def read(self, max_bytes: int = -1) -> bytes:
+        if max_bytes == 0:
+            return b""
+        while True:
+            if self._reset:
+                raise self._reset_error()
+            if self._read_closed:
+                raise self._closed_error()
+            buf = self._buf
+            if buf:
+                data = buf.take(max_bytes)
+                self._taken(len(data))
+                return data
+            if self._eof:
+                return b""
+            self._readable.clear()
+            await self._readable.wait()
+
+    def _reset_error(self) -> Exception:
+        raise NotImplementedError
+
+    def _closed_error(self) -> Exception:
+        raise NotImplementedError
+
+    def _taken(self, n: int) -> None:
+        """``n`` bytes just left the queue."""
+
+
+__all__ = ["ByteQueue", "QueuedReader"]

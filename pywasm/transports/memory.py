@@ -22,7 +22,7 @@ import random
 from typing import TYPE_CHECKING, Any
 
 from ..errors import StreamClosedError, StreamResetError, TransportError
-from ..muxers.bytequeue import ByteQueue
+from ..muxers.bytequeue import ByteQueue, QueuedReader
 
 if TYPE_CHECKING:
     from ..interfaces import ConnectionHandler
@@ -40,7 +40,7 @@ MAX_MEMORY_ID = (1 << 64) - 1
 _MAX_ID_ATTEMPTS = 64
 
 
-class MemoryStream:
+class MemoryStream(QueuedReader):
     """One end of a :func:`memory_pipe`."""
 
     def __init__(self, capacity: int, local_addr: Any = None, remote_addr: Any = None) -> None:
@@ -53,7 +53,7 @@ class MemoryStream:
         self.peer: MemoryStream = self  # replaced by memory_pipe()
         self._eof = False  # the peer half-closed: no more bytes will arrive
         self._write_closed = False
-        self._closed = False  # we called close(): we read no more
+        self._read_closed = False  # we called close(): we read no more
         self._reset = False
         # set when our buffer gains data or EOF/reset arrives (wakes our reader)
         self._readable = asyncio.Event()
@@ -62,24 +62,7 @@ class MemoryStream:
         # one writer at a time so concurrent writes are not interleaved mid-write
         self._write_lock = asyncio.Lock()
 
-    # --- Stream contract ----------------------------------------------------
-    async def read(self, max_bytes: int = -1) -> bytes:
-        if max_bytes == 0:
-            return b""
-        while True:
-            if self._reset:
-                raise StreamResetError("memory pipe was reset")
-            if self._closed:
-                raise StreamClosedError("memory pipe is closed")
-            if self._buf:
-                data = self._buf.take(max_bytes)
-                self._writable.set()
-                return data
-            if self._eof:
-                return b""
-            self._readable.clear()
-            await self._readable.wait()
-
+    # --- Stream contract (read: QueuedReader) ---------------------------------
     async def write(self, data: bytes | bytearray | memoryview) -> None:
         self._check_writable()
         if not data:
@@ -98,7 +81,7 @@ class MemoryStream:
             total = len(data)
             while pos < total:
                 self._check_writable()
-                if peer._closed:
+                if peer._read_closed:
                     return  # the peer discards everything now
                 room = self._capacity - len(peer._buf)
                 if room <= 0:
@@ -125,8 +108,8 @@ class MemoryStream:
         peer._readable.set()
 
     async def close(self) -> None:
-        if self._reset or self._closed:
-            self._closed = True
+        if self._reset or self._read_closed:
+            self._read_closed = True
             return
         try:
             # bounded: a writer blocked on a peer that never reads holds the write lock
@@ -136,7 +119,7 @@ class MemoryStream:
             return
         except StreamResetError:
             pass
-        self._closed = True
+        self._read_closed = True
         self._buf.clear()
         # the peer's writer may be waiting for room: there is room now (we discard)
         self._writable.set()
@@ -151,6 +134,15 @@ class MemoryStream:
                 end._writable.set()
 
     # --- internals -------------------------------------------------------------
+    def _reset_error(self) -> Exception:
+        return StreamResetError("memory pipe was reset")
+
+    def _closed_error(self) -> Exception:
+        return StreamClosedError("memory pipe is closed")
+
+    def _taken(self, n: int) -> None:
+        self._writable.set()  # the peer's writer may have room now
+
     def _check_writable(self) -> None:
         if self._reset:
             raise StreamResetError("memory pipe was reset")
@@ -158,14 +150,14 @@ class MemoryStream:
             raise StreamClosedError("write side of the memory pipe is closed")
 
     def _deliver(self, data: bytes) -> None:
-        if self._closed or self._reset:
+        if self._read_closed or self._reset:
             return
         self._buf.append(data)
         self._readable.set()
 
     @property
     def is_closed(self) -> bool:
-        return self._reset or (self._closed and self._eof)
+        return self._reset or (self._read_closed and self._eof)
 
     def __repr__(self) -> str:
         return f"<MemoryStream {self.local_addr} -> {self.remote_addr}>"

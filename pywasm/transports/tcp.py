@@ -14,18 +14,23 @@ the transport. Beyond those only the kernel's socket buffers hold data.
 
 Stream semantics (pywasm/streams.py): ``close_write`` is a TCP half-close (FIN);
 ``close`` sends FIN, discards what still arrives, and closes the socket once the peer
-half-closes too (or after ``close_linger`` seconds, then aborting) so data we sent just
-before is not destroyed by an RST; ``reset`` aborts with SO_LINGER 0, which sends an RST
-the peer sees as a reset.
+half-closes too and our last bytes are flushed, so data we sent just before is not
+destroyed by an RST; a peer that does neither within ``close_linger`` seconds (it never
+sends its FIN, or stops reading so our buffer never drains) gets the socket aborted.
+``reset`` aborts with SO_LINGER 0, which sends an RST the peer sees as a reset.
+
+Every wait is bounded by connection loss: ``connection_lost`` wakes blocked readers and
+writers, and ``close``/``reset`` wake them too (they then raise instead of waiting on).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import struct
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
 
 from ..errors import (
     ConnectionClosedError,
@@ -70,8 +75,64 @@ DEFAULT_BACKLOG = 512
 # are refused by resetting them: bounded work for a flood of dials).
 DEFAULT_MAX_PENDING_HANDLERS = 4096
 
-_FAMILIES = {FAMILY_IP4: socket.AF_INET, FAMILY_IP6: socket.AF_INET6}
+# Shared with websocket.py (the other socket-based transport).
+SOCKET_FAMILIES = {FAMILY_IP4: socket.AF_INET, FAMILY_IP6: socket.AF_INET6}
 _LINGER_ZERO = struct.pack("ii", 1, 0)
+
+
+def abort_with_rst(transport: asyncio.BaseTransport | None) -> None:
+    """Abort with an RST (SO_LINGER 0) so the peer sees a reset, not a clean EOF."""
+    if transport is None:
+        return
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_ZERO)
+        except OSError:
+            pass
+    transport.abort()  # type: ignore[attr-defined]
+
+
+def one_line_reason(exc: BaseException) -> str:
+    """One line for an OSError-ish exception."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    text = str(exc) or type(exc).__name__
+    return text.splitlines()[0]
+
+
+@contextlib.asynccontextmanager
+async def dial_deadline(hp: HostPort, timeout: float, what: str = "dial") -> AsyncIterator[str]:
+    """Bound a dial to ``hp`` by ``timeout`` seconds and turn socket errors into
+    :class:`DialError` with one-line reasons. Yields ``host:port`` for messages."""
+    target = format_hostport(hp.host, hp.port)
+    try:
+        async with asyncio.timeout(timeout):
+            yield target
+    except TimeoutError:
+        raise DialError(f"{what} {target} timed out after {timeout:g} s") from None
+    except socket.gaierror as exc:
+        raise DialError(f"cannot resolve {hp.host}: {exc.strerror or exc}") from None
+    except ConnectionRefusedError:
+        raise DialError(f"connection refused by {target}") from None
+    except OSError as exc:
+        raise DialError(f"cannot connect to {target}: {one_line_reason(exc)}") from None
+
+
+async def run_handler(handler: "ConnectionHandler", conn: Any, kind: str) -> None:
+    """Run a listener's handler for one inbound connection; if the handler fails (or
+    is cancelled), the connection is reset, never the listener."""
+    try:
+        await handler(conn)
+    except asyncio.CancelledError:
+        await conn.reset()
+        raise
+    except PywasmError as exc:
+        log.debug("inbound %s connection from %s failed: %s", kind, conn.remote_addr, exc)
+        await conn.reset()
+    except Exception:
+        log.exception("connection handler failed for %s", conn.remote_addr)
+        await conn.reset()
 
 
 class TcpConnection(asyncio.Protocol):
@@ -142,11 +203,7 @@ class TcpConnection(asyncio.Protocol):
         if len(buf) > self._recv_high and not self._reading_paused:
             self._reading_paused = True
             self._transport.pause_reading()  # type: ignore[union-attr]
-        waiter = self._read_waiter
-        if waiter is not None:
-            self._read_waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+        self._wake_reader()
 
     def eof_received(self) -> bool:
         self._eof = True
@@ -160,18 +217,14 @@ class TcpConnection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._write_paused = False
-        waiter = self._drain_waiter
-        if waiter is not None:
-            self._drain_waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+        self._wake_writer()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
         if exc is not None and not (self._closed or self._reset):
             # RST or a socket error: the peer (or the network) aborted the connection
             self._reset = True
-            self._lost_reason = _reason(exc)
+            self._lost_reason = one_line_reason(exc)
         self._eof = True
         self._write_paused = False
         if self._linger is not None:
@@ -228,16 +281,12 @@ class TcpConnection(asyncio.Protocol):
         async with self._write_lock:
             transport = self._transport
             if size <= WRITE_SLICE:
-                while self._write_paused:
-                    await self._wait_drain()
-                self._check_writable()
+                await self._drain()
                 transport.write(data)  # type: ignore[union-attr]
                 return
             view = memoryview(data)
             for start in range(0, size, WRITE_SLICE):
-                while self._write_paused:
-                    await self._wait_drain()
-                self._check_writable()
+                await self._drain()
                 transport.write(view[start : start + WRITE_SLICE])  # type: ignore[union-attr]
 
     async def close_write(self) -> None:
@@ -264,9 +313,13 @@ class TcpConnection(asyncio.Protocol):
         if not self._write_closed:
             self._write_closed = True
             self._send_eof()
-        self._wake_writer()
+        self._wake_writer()  # a writer waiting for drain raises now
         transport = self._transport
         assert transport is not None
+        # Whatever we wait for below -- the peer's FIN, or the flush of what is still
+        # buffered, which a peer that stopped reading never lets finish -- is bounded:
+        # connection_lost cancels this, else the socket is aborted.
+        self._linger = self._loop.call_later(self._close_linger, self._abort)
         if self._eof:
             # both directions done: close now (flushes what is still buffered first)
             transport.close()
@@ -276,7 +329,6 @@ class TcpConnection(asyncio.Protocol):
         if self._reading_paused:
             self._reading_paused = False
             transport.resume_reading()
-        self._linger = self._loop.call_later(self._close_linger, self._abort)
 
     async def reset(self) -> None:
         if self._reset:
@@ -315,17 +367,8 @@ class TcpConnection(asyncio.Protocol):
 
     def _abort(self) -> None:
         self._linger = None
-        transport = self._transport
-        if transport is None or self._lost:
-            return
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            try:
-                # SO_LINGER 0: close() sends an RST, so the peer sees a reset, not an EOF
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_ZERO)
-            except OSError:
-                pass
-        transport.abort()
+        if not self._lost:
+            abort_with_rst(self._transport)
 
     def _check_writable(self) -> None:
         if self._reset:
@@ -335,65 +378,69 @@ class TcpConnection(asyncio.Protocol):
         if self._lost:
             raise ConnectionClosedError("TCP connection is closed")
 
-    async def _wait_drain(self) -> None:
-        waiter = self._drain_waiter
-        if waiter is None or waiter.done():
-            waiter = self._loop.create_future()
-            self._drain_waiter = waiter
-        await waiter
+    async def _drain(self) -> None:
+        """Wait while the transport buffer is above its high-water mark, then check we
+        may still write. Woken by resume_writing, connection_lost, close() and reset()."""
+        while self._write_paused:
+            self._check_writable()
+            waiter = self._drain_waiter
+            if waiter is None or waiter.done():
+                waiter = self._loop.create_future()
+                self._drain_waiter = waiter
+            await waiter
+        self._check_writable()
 
     def _wake_reader(self) -> None:
-        waiter = self._read_waiter
-        if waiter is not None:
-            self._read_waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+        waiter, self._read_waiter = self._read_waiter, None
+        _resolve(waiter)
 
     def _wake_writer(self) -> None:
-        waiter = self._drain_waiter
-        if waiter is not None:
-            self._drain_waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+        waiter, self._drain_waiter = self._drain_waiter, None
+        _resolve(waiter)
 
     def _reset_message(self) -> str:
         return f"TCP connection was reset ({self._lost_reason or 'by the peer'})"
 
 
-def _reason(exc: BaseException) -> str:
-    """One line for an OSError-ish exception."""
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror.lower()
-    text = str(exc) or type(exc).__name__
-    return text.splitlines()[0]
+def _resolve(waiter: "asyncio.Future[None] | None") -> None:
+    if waiter is not None and not waiter.done():
+        waiter.set_result(None)
 
 
-class TcpListener:
-    """What :meth:`TCPTransport.listen` returns."""
+class ServerListener:
+    """A listener over a server with bound ``sockets`` (asyncio's or websockets').
 
-    def __init__(self, server: asyncio.AbstractServer, suffix: str = "") -> None:
+    ``close`` stops accepting; connections already handed to the handler live on (as
+    with every libp2p transport). We do not await the server's ``wait_closed()``: since
+    3.12 asyncio's also waits for those connections.
+    """
+
+    def __init__(self, server: Any, suffix: str = "") -> None:
         self._server = server
-        self._suffix = suffix
         addrs = []
-        for sock in server.sockets:  # type: ignore[attr-defined]
+        for sock in server.sockets:
             ma = sockaddr_to_multiaddr(sock.getsockname(), suffix)
             if ma is not None:
                 addrs.append(ma)
         self._addrs = addrs
-        self.handler_tasks: set[asyncio.Task[None]] = set()
 
     @property
     def addrs(self) -> list["Multiaddr"]:
         return list(self._addrs)
 
     async def close(self) -> None:
-        # Stops accepting; connections already handed to the handler live on (as with
-        # every libp2p transport). We do not await server.wait_closed(): since 3.12 it
-        # also waits for those connections.
         self._server.close()
 
     def __repr__(self) -> str:
-        return f"<TcpListener {', '.join(map(str, self._addrs))}>"
+        return f"<{type(self).__name__} {', '.join(map(str, self._addrs))}>"
+
+
+class TcpListener(ServerListener):
+    """What :meth:`TCPTransport.listen` returns."""
+
+    def __init__(self, server: asyncio.AbstractServer, suffix: str = "") -> None:
+        super().__init__(server, suffix)
+        self.handler_tasks: set[asyncio.Task[None]] = set()
 
 
 class TCPTransport:
@@ -445,24 +492,14 @@ class TCPTransport:
 async def open_tcp(hp: HostPort, timeout: float, suffix: str = "", **conn_opts: Any) -> TcpConnection:
     """Connect to ``hp`` within ``timeout`` seconds; :class:`DialError` with one-line reasons."""
     loop = asyncio.get_running_loop()
-    target = format_hostport(hp.host, hp.port)
-    kwargs: dict[str, Any] = {"family": _FAMILIES.get(hp.family, socket.AF_UNSPEC)}
+    kwargs: dict[str, Any] = {"family": SOCKET_FAMILIES.get(hp.family, socket.AF_UNSPEC)}
     if hp.is_dns:
         # several A/AAAA records: race them (RFC 8305) rather than wait per address
         kwargs["happy_eyeballs_delay"] = 0.25
-    try:
-        async with asyncio.timeout(timeout):
-            _, conn = await loop.create_connection(
-                lambda: TcpConnection(suffix=suffix, **conn_opts), hp.host, hp.port, **kwargs
-            )
-    except TimeoutError:
-        raise DialError(f"dial {target} timed out after {timeout:g} s") from None
-    except socket.gaierror as exc:
-        raise DialError(f"cannot resolve {hp.host}: {exc.strerror or exc}") from None
-    except ConnectionRefusedError:
-        raise DialError(f"connection refused by {target}") from None
-    except OSError as exc:
-        raise DialError(f"cannot connect to {target}: {_reason(exc)}") from None
+    async with dial_deadline(hp, timeout):
+        _, conn = await loop.create_connection(
+            lambda: TcpConnection(suffix=suffix, **conn_opts), hp.host, hp.port, **kwargs
+        )
     return conn
 
 
@@ -477,25 +514,12 @@ async def serve_tcp(
     loop = asyncio.get_running_loop()
     tasks: set[asyncio.Task[None]] = set()
 
-    async def run(conn: TcpConnection) -> None:
-        try:
-            await handler(conn)
-        except asyncio.CancelledError:
-            await conn.reset()
-            raise
-        except PywasmError as exc:
-            log.debug("inbound TCP connection from %s failed: %s", conn.remote_addr, exc)
-            await conn.reset()
-        except Exception:
-            log.exception("connection handler failed for %s", conn.remote_addr)
-            await conn.reset()
-
     def on_connected(conn: TcpConnection) -> None:
         if len(tasks) >= max_pending:
             log.warning("too many connections being handled (%d): refusing one", len(tasks))
             conn._abort()
             return
-        task = loop.create_task(run(conn))
+        task = loop.create_task(run_handler(handler, conn, "TCP"))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
 
@@ -504,13 +528,13 @@ async def serve_tcp(
             lambda: TcpConnection(on_connected=on_connected, suffix=suffix, **conn_opts),
             hp.host,
             hp.port,
-            family=_FAMILIES.get(hp.family, socket.AF_UNSPEC),
+            family=SOCKET_FAMILIES.get(hp.family, socket.AF_UNSPEC),
             backlog=backlog,
             reuse_address=True,
         )
     except OSError as exc:
         raise TransportError(
-            f"cannot listen on {format_hostport(hp.host, hp.port)}: {_reason(exc)}"
+            f"cannot listen on {format_hostport(hp.host, hp.port)}: {one_line_reason(exc)}"
         ) from None
     listener = TcpListener(server, suffix)
     listener.handler_tasks = tasks

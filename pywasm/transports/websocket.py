@@ -24,19 +24,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-import struct
 from typing import TYPE_CHECKING, Any
 
 from ..errors import (
     ConnectionClosedError,
     DialError,
-    PywasmError,
     StreamClosedError,
     StreamResetError,
     TransportError,
 )
 from ..muxers.bytequeue import ByteQueue
-from .addrs import FAMILY_IP4, FAMILY_IP6, WsAddr, format_hostport, parse_ws, sockaddr_to_multiaddr
+from .addrs import WsAddr, format_hostport, parse_ws, sockaddr_to_multiaddr
+from .tcp import (
+    SOCKET_FAMILIES,
+    ServerListener,
+    abort_with_rst,
+    dial_deadline,
+    one_line_reason,
+    run_handler,
+)
 
 if TYPE_CHECKING:
     import ssl as ssl_module
@@ -63,22 +69,6 @@ DEFAULT_WRITE_LIMIT = 1024 * 1024
 DEFAULT_CLOSE_TIMEOUT = 5.0
 # listen() backlog.
 DEFAULT_BACKLOG = 512
-
-_FAMILIES = {FAMILY_IP4: socket.AF_INET, FAMILY_IP6: socket.AF_INET6}
-_LINGER_ZERO = struct.pack("ii", 1, 0)
-
-
-def _abort_transport(transport: asyncio.BaseTransport | None) -> None:
-    """Abort with an RST (SO_LINGER 0) so the peer sees a reset, not a clean EOF."""
-    if transport is None:
-        return
-    sock = transport.get_extra_info("socket")
-    if sock is not None:
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_ZERO)
-        except OSError:
-            pass
-    transport.abort()  # type: ignore[attr-defined]
 
 
 class WebSocketConnection:
@@ -196,10 +186,10 @@ class WebSocketConnection:
                                 break
                 await asyncio.shield(self._close_task)
         except (TimeoutError, asyncio.TimeoutError):
-            _abort_transport(self._ws.transport)
+            abort_with_rst(self._ws.transport)
         except Exception as exc:  # the handshake failed: nothing left to close cleanly
             log.debug("WebSocket close failed: %s", exc)
-            _abort_transport(self._ws.transport)
+            abort_with_rst(self._ws.transport)
 
     async def reset(self) -> None:
         if self._reset:
@@ -208,7 +198,7 @@ class WebSocketConnection:
         self._reset_reason = "reset locally"
         self._write_closed = True
         self._buf.clear()
-        _abort_transport(self._ws.transport)
+        abort_with_rst(self._ws.transport)
 
     # --- extras ------------------------------------------------------------------------
     @property
@@ -225,7 +215,13 @@ class WebSocketConnection:
     # --- internals ---------------------------------------------------------------------
     async def _close_handshake(self) -> None:
         try:
-            await self._ws.close(1000)
+            # websockets bounds its wait for the peer's Close by close_timeout, but not
+            # the flush of our Close frame, which sits behind whatever a peer that
+            # stopped reading never takes: bound the whole handshake, then abort.
+            async with asyncio.timeout(self._close_timeout + 1.0):
+                await self._ws.close(1000)
+        except TimeoutError:
+            abort_with_rst(self._ws.transport)
         except Exception as exc:  # a failing close has nobody to report to but the log
             log.debug("WebSocket close handshake failed: %s", exc)
 
@@ -259,23 +255,12 @@ class WebSocketConnection:
         return f"WebSocket connection was reset ({self._reset_reason or 'by the peer'})"
 
 
-class WebSocketListener:
+class WebSocketListener(ServerListener):
     """What :meth:`WebSocketTransport.listen` returns."""
-
-    def __init__(self, server: Any, addrs: list["Multiaddr"]) -> None:
-        self._server = server
-        self._addrs = addrs
-
-    @property
-    def addrs(self) -> list["Multiaddr"]:
-        return list(self._addrs)
 
     async def close(self) -> None:
         # Stop accepting; connections already handed to the handler live on.
         self._server.close(close_connections=False)
-
-    def __repr__(self) -> str:
-        return f"<WebSocketListener {', '.join(map(str, self._addrs))}>"
 
 
 class WebSocketTransport:
@@ -336,7 +321,6 @@ class WebSocketTransport:
         from websockets.exceptions import InvalidHandshake, InvalidURI
 
         hp = wa.hostport
-        target = format_hostport(hp.host, hp.port)
         # The URI host is the HTTP Host header and (for wss) the TLS server name; the
         # TCP connection goes to the address's host (an IP when /sni/ names the server).
         uri_host = wa.sni if (wa.secure and wa.sni) else hp.host
@@ -347,7 +331,7 @@ class WebSocketTransport:
         kwargs.update(
             host=hp.host,
             port=hp.port,
-            family=_FAMILIES.get(hp.family, socket.AF_UNSPEC),
+            family=SOCKET_FAMILIES.get(hp.family, socket.AF_UNSPEC),
             proxy=None,  # libp2p dials the address it was given, not an env proxy
             open_timeout=None,  # our own deadline below covers TCP + TLS + upgrade
             user_agent_header=None,
@@ -355,23 +339,16 @@ class WebSocketTransport:
         if wa.secure:
             kwargs["ssl"] = self._ssl_context or ssl_module.create_default_context()
             kwargs["server_hostname"] = wa.sni or hp.host
-        try:
-            async with asyncio.timeout(self.dial_timeout):
+        async with dial_deadline(hp, self.dial_timeout, "WebSocket dial") as target:
+            try:
                 ws = await connect(uri, **kwargs)
-        except TimeoutError:
-            raise DialError(f"WebSocket dial {target} timed out after {self.dial_timeout:g} s") from None
-        except socket.gaierror as exc:
-            raise DialError(f"cannot resolve {hp.host}: {exc.strerror or exc}") from None
-        except ConnectionRefusedError:
-            raise DialError(f"connection refused by {target}") from None
-        except ssl_module.SSLCertVerificationError as exc:
-            raise DialError(f"TLS certificate of {target} rejected: {exc.verify_message or exc}") from None
-        except ssl_module.SSLError as exc:
-            raise DialError(f"TLS handshake with {target} failed: {exc.reason or exc}") from None
-        except OSError as exc:
-            raise DialError(f"cannot connect to {target}: {_reason(exc)}") from None
-        except (InvalidHandshake, InvalidURI) as exc:
-            raise DialError(f"WebSocket upgrade with {target} failed: {_reason(exc)}") from None
+            # (SSL errors are OSErrors: name them here, before dial_deadline's OSError)
+            except ssl_module.SSLCertVerificationError as exc:
+                raise DialError(f"TLS certificate of {target} rejected: {exc.verify_message or exc}") from None
+            except ssl_module.SSLError as exc:
+                raise DialError(f"TLS handshake with {target} failed: {exc.reason or exc}") from None
+            except (InvalidHandshake, InvalidURI) as exc:
+                raise DialError(f"WebSocket upgrade with {target} failed: {one_line_reason(exc)}") from None
         suffix = "/tls/ws" if wa.secure else "/ws"
         local = sockaddr_to_multiaddr(ws.transport.get_extra_info("sockname"), suffix)
         remote = sockaddr_to_multiaddr(ws.transport.get_extra_info("peername"), suffix)
@@ -397,14 +374,7 @@ class WebSocketTransport:
             local = sockaddr_to_multiaddr(ws.transport.get_extra_info("sockname"), "/ws")
             remote = sockaddr_to_multiaddr(ws.transport.get_extra_info("peername"), "/ws")
             conn = WebSocketConnection(ws, local, remote or addr, max_send, close_timeout)  # type: ignore[arg-type]
-            try:
-                await handler(conn)
-            except PywasmError as exc:
-                log.debug("inbound WebSocket connection from %s failed: %s", remote, exc)
-                await conn.reset()
-            except Exception:
-                log.exception("connection handler failed for %s", remote)
-                await conn.reset()
+            await run_handler(handler, conn, "WebSocket")
             # websockets closes the connection when this coroutine returns; the handler
             # may have handed it to a muxer that lives on, so wait for its real end.
             await ws.wait_closed()
@@ -415,30 +385,20 @@ class WebSocketTransport:
                 on_connection,
                 hp.host,
                 hp.port,
-                family=_FAMILIES.get(hp.family, socket.AF_UNSPEC),
+                family=SOCKET_FAMILIES.get(hp.family, socket.AF_UNSPEC),
                 backlog=self._backlog,
                 reuse_address=True,
                 server_header=None,
                 **self._ws_options(),
             )
         except OSError as exc:
-            raise TransportError(f"cannot listen on {format_hostport(hp.host, hp.port)}: {_reason(exc)}") from None
-        addrs = []
-        for sock in server.sockets:
-            ma = sockaddr_to_multiaddr(sock.getsockname(), "/ws")
-            if ma is not None:
-                addrs.append(ma)
-        return WebSocketListener(server, addrs)
+            raise TransportError(
+                f"cannot listen on {format_hostport(hp.host, hp.port)}: {one_line_reason(exc)}"
+            ) from None
+        return WebSocketListener(server, "/ws")
 
     def __repr__(self) -> str:
         return "WebSocketTransport()"
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror.lower()
-    text = str(exc) or type(exc).__name__
-    return text.splitlines()[0]
 
 
 __all__ = [

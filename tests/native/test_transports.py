@@ -217,6 +217,105 @@ async def test_tcp_close_linger_is_bounded() -> None:
         await listener.close()
 
 
+async def test_tcp_close_is_bounded_when_peer_stops_reading() -> None:
+    """The peer half-closed and stopped reading, our buffer is full: close() must not
+    leave a writer blocked on drain nor the socket open forever waiting for the flush."""
+    a, b, listener = await _pair(
+        TCPTransport(close_linger=0.2, write_high_water=64 * 1024), "/ip4/127.0.0.1/tcp/0"
+    )
+    try:
+        await b.close_write()
+        assert await asyncio.wait_for(a.read(), 5) == b""  # a has the peer's FIN
+        counter = [0]
+        task = asyncio.ensure_future(_write_forever(a, counter))
+        await _until_stalled(counter, task)
+        assert not task.done()  # blocked: kernel buffers and ours are full
+        await a.close()
+        with pytest.raises(StreamClosedError):
+            await asyncio.wait_for(task, 5)  # close() wakes the blocked writer
+        await a.wait_closed(5)  # flush never finishes: aborted after close_linger
+        assert a.is_closed
+    finally:
+        await b.reset()
+        listener._test_gone.set()
+        await listener.close()
+
+
+async def test_ws_close_handshake_is_bounded_when_peer_stops_reading() -> None:
+    """Our Close frame queued behind data the peer never reads: the handshake that
+    close_write() starts must still end (abort) instead of waiting on the flush forever."""
+    a, b, listener = await _pair(WebSocketTransport(close_timeout=0.2), "/ip4/127.0.0.1/tcp/0/ws")
+    try:
+        counter = [0]
+        task = asyncio.ensure_future(_write_forever(a, counter))
+        await _until_stalled(counter, task)
+        assert not task.done()  # blocked: b reads nothing
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await asyncio.wait_for(a.close_write(), 5)
+        await asyncio.wait_for(a.wait_closed(), 5)  # aborted after close_timeout (+1 s)
+        assert a.is_closed
+    finally:
+        await a.reset()
+        await b.reset()
+        listener._test_gone.set()
+        await listener.close()
+
+
+async def _write_forever(stream: Any, counter: list[int]) -> None:
+    chunk = b"\x00" * 65536
+    while True:
+        await stream.write(chunk)
+        counter[0] += len(chunk)
+
+
+async def _until_stalled(counter: list[int], task: "asyncio.Future[Any]") -> None:
+    last = -1
+    while not task.done():
+        await asyncio.sleep(0.05)
+        if counter[0] == last:
+            return
+        last = counter[0]
+
+
+async def test_connection_close_cancelled_does_not_strand_other_closers() -> None:
+    """A close() cancelled while the muxer closes must not leave later close() calls
+    (or wait_closed) waiting forever on an event nobody sets."""
+    from types import SimpleNamespace
+
+    from pywasm.host.connection import Connection, Direction
+
+    release = asyncio.Event()
+
+    class SlowMuxed:
+        is_closed = False
+
+        async def close(self) -> None:
+            await release.wait()
+
+    secure = SimpleNamespace(remote_peer="peer", local_peer="me", remote_public_key=None)
+    conn = Connection(
+        secure,  # type: ignore[arg-type]
+        SlowMuxed(),  # type: ignore[arg-type]
+        security_protocol="/noise",
+        muxer_protocol="/yamux/1.0.0",
+        direction=Direction.OUTBOUND,
+        remote_addr=None,
+        local_addr=None,
+    )
+    first = asyncio.ensure_future(conn.close())
+    await asyncio.sleep(0.01)
+    second = asyncio.ensure_future(conn.close())
+    await asyncio.sleep(0.01)
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    await asyncio.wait_for(second, 5)
+    await asyncio.wait_for(conn.wait_closed(), 5)
+    assert conn.is_closed
+
+
 # --- listener addresses ----------------------------------------------------------------
 async def test_tcp_listener_reports_real_port_and_addrs() -> None:
     t = TCPTransport()
