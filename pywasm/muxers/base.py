@@ -31,7 +31,7 @@ from ..errors import (
     StreamResetError,
 )
 from ..streams import Stream
-from .bytequeue import ByteQueue
+from .bytequeue import ByteQueue, QueuedReader
 
 # How much one ``conn.read`` may return (the transport may return less).
 DEFAULT_READ_SIZE = 1024 * 1024
@@ -45,7 +45,7 @@ DEFAULT_CLOSE_WRITE_TIMEOUT = 10.0
 DEFAULT_CONN_CLOSE_TIMEOUT = 5.0
 
 
-class MuxedStreamBase:
+class MuxedStreamBase(QueuedReader):
     """A muxed stream implementing the :class:`~pywasm.streams.Stream` contract."""
 
     def __init__(self, conn: "MuxedConnectionBase", key: Hashable, stream_id: int) -> None:
@@ -69,23 +69,15 @@ class MuxedStreamBase:
         return f"<{type(self).__name__} id={self.stream_id} protocol={self.protocol}>"
 
     # --- Stream contract ------------------------------------------------------
-    async def read(self, max_bytes: int = -1) -> bytes:
-        if max_bytes == 0:
-            return b""
-        while True:
-            if self._reset:
-                raise StreamResetError(f"stream {self.stream_id} was reset")
-            if self._read_closed:
-                raise StreamClosedError(f"stream {self.stream_id} is closed")
-            buf = self._buf
-            if buf:
-                data = buf.take(max_bytes)
-                self._conn._consumed(self, len(data))
-                return data
-            if self._eof:
-                return b""
-            self._readable.clear()
-            await self._readable.wait()
+    # read() comes from QueuedReader; these say what it raises and whom it tells
+    def _reset_error(self) -> Exception:
+        return StreamResetError(f"stream {self.stream_id} was reset")
+
+    def _closed_error(self) -> Exception:
+        return StreamClosedError(f"stream {self.stream_id} is closed")
+
+    def _taken(self, n: int) -> None:
+        self._conn._consumed(self, n)  # reopens the remote's send window
 
     async def write(self, data: bytes | bytearray | memoryview) -> None:
         self._check_writable()
