@@ -166,17 +166,19 @@ async def cmd_listen(args: argparse.Namespace) -> int:
     key = await _key(args.key)
     host = await Host.create(key=key, listen=listen, transports=transports)
     try:
-        for addr in host.addrs():
-            _say(str(addr))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         installed: list[int] = []
+        # handlers go in before the addresses are printed: a supervisor that signals us
+        # as soon as it reads them must get a clean exit 0, not a default-action kill
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
                 loop.add_signal_handler(sig, stop.set)
                 installed.append(sig)
             except (NotImplementedError, RuntimeError):  # pragma: no cover - non-Unix
                 pass
+        for addr in host.addrs():
+            _say(str(addr))
         try:
             await stop.wait()
         finally:

@@ -1,0 +1,1 @@
+"""pywasm-relay: the native node browsers reach first (docs/browser-plan.md)."""

@@ -1,0 +1,203 @@
+"""``pywasm-relay``: the native node browsers reach first (contract: docs/browser-plan.md).
+
+* ``--listen MADDR`` (repeatable; default ``/ip4/127.0.0.1/tcp/4001`` and
+  ``/ip4/127.0.0.1/tcp/4002/ws``): a pywasm Host serving identify, ping, echo and perf.
+* ``--http HOST:PORT`` (default ``127.0.0.1:8080``): the site directory (``--site DIR``,
+  default ``.cache/site`` built by ``scripts/build_site.sh``) plus ``GET /relay.json``.
+* ``--data-dir DIR`` (default ``.cache/relay``): the identity key, kept across restarts.
+
+stdout: the ``http://HOST:PORT/`` URL, then each listen multiaddr, one per line; logs go
+to stderr. SIGINT/SIGTERM -> clean exit 0. Bad flags or a missing site: one line, exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from pywasm.cli import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_USAGE,
+    UsageError,
+    _fail,
+    _multiaddr,
+    _one_line,
+    _Parser,
+    _say,
+    _setup_logging,
+)
+
+from .http import StaticServer
+
+PROG = "pywasm-relay"
+DEFAULT_LISTEN = ("/ip4/127.0.0.1/tcp/4001", "/ip4/127.0.0.1/tcp/4002/ws")
+DEFAULT_HTTP = "127.0.0.1:8080"
+KEY_FILE_NAME = "identity.key"
+#: Transports a browser can dial: what /relay.json advertises under "multiaddrs".
+BROWSER_PROTOCOLS = frozenset({"ws", "wss", "webtransport", "webrtc-direct"})
+
+log = logging.getLogger("pywasm_relay")
+
+
+class RelayError(Exception):
+    """A runtime failure (e.g. the HTTP port is taken): one line on stderr, exit code 1."""
+
+
+def repo_root() -> Path:
+    """The checkout this package runs from (editable install), else the working directory.
+
+    Defaults are relative to the repository so ``.venv/bin/pywasm-relay`` finds
+    ``.cache/site`` wherever it is started from.
+    """
+    here = Path(__file__).resolve().parents[2]
+    if (here / "scripts" / "build_site.sh").is_file():
+        return here
+    return Path.cwd()
+
+
+def _http_addr(text: str) -> tuple[str, int]:
+    host, sep, port_text = text.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port_text.isdigit() or int(port_text) > 65535:
+        raise argparse.ArgumentTypeError(f"invalid --http {text!r}: expected HOST:PORT, e.g. 127.0.0.1:8080")
+    if host != "localhost":
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid --http host {host!r}: expected an IP address or localhost") from None
+    return host, int(port_text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    root = repo_root()
+    p = _Parser(prog=PROG, description="pywasm relay: libp2p node plus the static site for the browser demo")
+    p.add_argument("--listen", action="append", type=_multiaddr, metavar="MADDR",
+                   help=f"libp2p listen address (repeatable); default {' and '.join(DEFAULT_LISTEN)}")
+    p.add_argument("--http", type=_http_addr, default=_http_addr(DEFAULT_HTTP), metavar="HOST:PORT",
+                   help=f"static site and /relay.json (default {DEFAULT_HTTP}; port 0 picks one)")
+    p.add_argument("--site", default=str(root / ".cache" / "site"), metavar="DIR",
+                   help="site directory (default .cache/site, built by scripts/build_site.sh)")
+    p.add_argument("--data-dir", default=str(root / ".cache" / "relay"), metavar="DIR",
+                   help=f"state directory; the identity key is DIR/{KEY_FILE_NAME} (default .cache/relay)")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more logging on stderr (-vv: debug)")
+    return p
+
+
+def relay_info(host: Any) -> dict[str, Any]:
+    """The body of ``GET /relay.json``."""
+    addrs = [str(a) for a in host.addrs()]
+    browser = [a for a, ma in zip(addrs, host.addrs()) if BROWSER_PROTOCOLS.intersection(ma.protocols())]
+    return {"peerId": str(host.peer_id), "multiaddrs": browser, "listenAddrs": addrs}
+
+
+class _StopSignals:
+    """SIGINT/SIGTERM set an event. Installed before anything is printed, so a signal
+    sent as soon as the addresses appear is a clean stop, not the default kill."""
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+        self._installed: list[int] = []
+
+    def __enter__(self) -> "_StopSignals":
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, self.event.set)
+                self._installed.append(sig)
+            except (NotImplementedError, RuntimeError):  # pragma: no cover - non-Unix
+                pass
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in self._installed:
+            loop.remove_signal_handler(sig)
+
+
+async def run(args: argparse.Namespace) -> int:
+    from pywasm.host.host import default_transports
+    from pywasm.identity import load_or_create
+
+    site = os.path.abspath(args.site)
+    if not os.path.isdir(site):
+        raise UsageError(f"{PROG}: site directory {site} not found; run `bash scripts/build_site.sh` first (or pass --site DIR)")
+    listen = list(args.listen) if args.listen else [_multiaddr(a) for a in DEFAULT_LISTEN]
+    transports = default_transports()
+    for ma in listen:
+        if not any(t.can_listen(ma) for t in transports):
+            raise UsageError(f"{PROG}: no transport can listen on {ma}")
+    data_dir = os.path.abspath(args.data_dir)
+    try:
+        os.makedirs(data_dir, mode=0o700, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"{PROG}: cannot create data directory {data_dir}: {exc.strerror or exc}") from None
+    key = await load_or_create(os.path.join(data_dir, KEY_FILE_NAME))
+
+    with _StopSignals() as stop:
+        await _serve(args, site, key, listen, transports, stop)
+    return EXIT_OK
+
+
+async def _serve(args: argparse.Namespace, site: str, key: Any, listen: list[Any], transports: list[Any],
+                 stop: _StopSignals) -> None:
+    from pywasm.host import Host
+
+    host = await Host.create(key=key, listen=listen, transports=transports)
+    http = StaticServer(site, {"/relay.json": lambda: relay_info(host)})
+    try:
+        http_host, http_port = args.http
+        try:
+            bound_host, bound_port = await http.start(http_host, http_port)
+        except OSError as exc:
+            raise RelayError(f"{PROG}: cannot serve HTTP on {http_host}:{http_port}: {exc.strerror or exc}") from None
+        shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+        _say(f"http://{shown}:{bound_port}/")
+        for addr in host.addrs():
+            _say(str(addr))
+        log.info("serving %s as %s", site, host.peer_id)
+        await stop.event.wait()
+        log.info("signal received: stopping")
+    finally:
+        await http.stop()
+        await host.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from pywasm.errors import ConfigError, PywasmError
+
+    try:
+        args = build_parser().parse_args(argv)
+    except UsageError as exc:
+        _fail(str(exc))
+        return EXIT_USAGE
+    _setup_logging(args.verbose, logging.WARNING)
+    try:
+        return asyncio.run(run(args))
+    except UsageError as exc:
+        _fail(str(exc))
+        return EXIT_USAGE
+    except RelayError as exc:
+        _fail(str(exc))
+        return EXIT_FAILURE
+    except ConfigError as exc:
+        _fail(f"{PROG}: {_one_line(exc)}")
+        return EXIT_USAGE
+    except PywasmError as exc:
+        _fail(f"{PROG}: {_one_line(exc)}")
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
