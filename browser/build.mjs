@@ -2,6 +2,7 @@
 //
 //   npm run build        (= node browser/build.mjs)
 //
+// browser/src/index.mjs -> browser/dist/pywasm.mjs (createNode, see below), and
 // browser/src/crypto.mjs -> browser/dist/crypto.mjs: one ES module with @noble inlined,
 // for pages that load Pyodide and register it as "pywasm_crypto_js". Node imports the
 // source directly and needs no build. `node:*` imports stay external: the module only
@@ -12,7 +13,13 @@ import { fileURLToPath } from 'node:url';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 
-const entries = [{ in: 'src/crypto.mjs', out: 'crypto' }];
+// src/index.mjs -> dist/pywasm.mjs: createNode() for pages (served as /pywasm.mjs), with
+// crypto.mjs, websocket.mjs and @noble inlined; Pyodide itself is loaded at run time from
+// the indexURL folder (a dynamic import esbuild leaves alone).
+const entries = [
+  { in: 'src/crypto.mjs', out: 'crypto' },
+  { in: 'src/index.mjs', out: 'pywasm' },
+];
 
 const result = await esbuild.build({
   absWorkingDir: HERE,

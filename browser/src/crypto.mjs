@@ -7,8 +7,9 @@
 //   * "node":  node:crypto (OpenSSL), synchronous and fast. Used under Node, where the
 //              Pyodide test suite runs the core on a synchronous event loop.
 //   * "noble": @noble/ciphers + @noble/curves (synchronous, pure JS) and WebCrypto for
-//              RSA (asynchronous). Used in browsers. A WebCrypto ChaCha20-Poly1305 path
-//              (Chromium has it) is a later step; it will return Promises.
+//              RSA (asynchronous). Used in browsers. Where WebCrypto has
+//              ChaCha20-Poly1305 (Chromium), the aead* functions use it and return
+//              Promises (see `aeadImpl`); @noble stays the fallback.
 // Under Node, PYWASM_CRYPTO_JS=noble selects the browser implementation, so the browser
 // code path is testable without a browser. RSA stays on node:crypto there: the WebCrypto
 // path returns Promises, which the synchronous test loop cannot await.
@@ -33,6 +34,7 @@ const nodeRsa = isNode ? nodeCrypto ?? (await import('node:crypto')) : null;
 export const impl = nodeCrypto ? 'node' : 'noble';
 
 const TAG = 16;
+const hex = (s) => Uint8Array.from(s.match(/../g), (h) => parseInt(h, 16));
 
 function fail(name, message) {
   const e = new Error(message);
@@ -119,9 +121,76 @@ function checkAeadKey(key) {
   if (key.length !== 32) throw fail('InvalidKeyError', `ChaCha20-Poly1305 key must be 32 bytes, got ${key.length}`);
 }
 
+// WebCrypto ChaCha20-Poly1305 (Chromium: importKey("raw-secret", ...)); asynchronous, so
+// the aead* functions below return Promises when it is active. Probed once at load with
+// an RFC 8439 (2.8.2) vector, so a browser with a broken or partial implementation falls
+// back to @noble. Never used under Node unless PYWASM_CRYPTO_JS=webcrypto (Node 20 lacks it).
+const CHACHA = 'ChaCha20-Poly1305';
+const wcSubtle = globalThis.crypto?.subtle;
+
+async function probeWebChaCha() {
+  if (!wcSubtle) return false;
+  try {
+    const key = Uint8Array.from({ length: 32 }, (_, i) => 0x80 + i);
+    const nonce = hex('070000004041424344454647');
+    const ad = hex('50515253c0c1c2c3c4c5c6c7');
+    const pt = new TextEncoder().encode('Ladies and Gentlemen of the class of \'99: If I could offer you only one tip for the future, sunscreen would be it.');
+    const k = await wcSubtle.importKey('raw-secret', key, { name: CHACHA }, false, ['encrypt', 'decrypt']);
+    const ct = new Uint8Array(await wcSubtle.encrypt({ name: CHACHA, iv: nonce, additionalData: ad }, k, pt));
+    const tag = Array.from(ct.subarray(ct.length - TAG), (x) => x.toString(16).padStart(2, '0')).join('');
+    if (tag !== '1ae10b594f09e26a7e902ecbd0600691') return false;
+    const back = new Uint8Array(await wcSubtle.decrypt({ name: CHACHA, iv: nonce, additionalData: ad }, k, ct));
+    return back.length === pt.length && back.every((x, i) => x === pt[i]);
+  } catch {
+    return false;
+  }
+}
+
+const webChaCha = nodeCrypto ? false : (!isNode || wanted === 'webcrypto') && (await probeWebChaCha());
+
+/** Which ChaCha20-Poly1305 implementation is active: "node", "webcrypto" or "noble". */
+export const aeadImpl = nodeCrypto ? 'node' : webChaCha ? 'webcrypto' : 'noble';
+
+// web.py converts each session key to one Uint8Array and reuses it: cache its CryptoKey.
+const webKeys = new WeakMap();
+function webKey(key) {
+  let k = webKeys.get(key);
+  if (!k) {
+    k = wcSubtle.importKey('raw-secret', key, { name: CHACHA }, false, ['encrypt', 'decrypt']);
+    webKeys.set(key, k);
+  }
+  return k;
+}
+
+const webParams = (nonce, ad) => (ad.length ? { name: CHACHA, iv: nonce, additionalData: ad } : { name: CHACHA, iv: nonce });
+
+async function webSeal(key, nonce, ad, pt) {
+  return new Uint8Array(await wcSubtle.encrypt(webParams(nonce, ad), await webKey(key), pt));
+}
+
+// undefined on a bad tag (WebCrypto throws OperationError)
+async function webOpen(key, nonce, ad, ct) {
+  try {
+    return new Uint8Array(await wcSubtle.decrypt(webParams(nonce, ad), await webKey(key), ct));
+  } catch {
+    return undefined;
+  }
+}
+
+function joinAll(parts, total) {
+  const out = new Uint8Array(total);
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return out;
+}
+
 /** ciphertext || tag */
 export function aeadSeal(key, nonce, ad, pt) {
   checkAeadKey(key);
+  if (webChaCha) return webSeal(key, nonce, ad, pt);
   const out = new Uint8Array(pt.length + TAG);
   sealInto(key, nonce, ad, pt, out, 0);
   return out;
@@ -131,6 +200,7 @@ export function aeadSeal(key, nonce, ad, pt) {
 export function aeadOpen(key, nonce, ad, ct) {
   checkAeadKey(key);
   if (ct.length < TAG) return undefined;
+  if (webChaCha) return webOpen(key, nonce, ad, ct);
   const out = new Uint8Array(ct.length - TAG);
   return openInto(key, nonce, ad, ct, out, 0) ? out : undefined;
 }
@@ -143,6 +213,15 @@ export function aeadOpen(key, nonce, ad, ct) {
 export function aeadSealMany(key, firstNonce, ad, data, lengths) {
   checkAeadKey(key);
   const lens = readLengths(lengths);
+  if (webChaCha) {
+    const jobs = [];
+    let off = 0;
+    for (let i = 0; i < lens.length; i++) {
+      jobs.push(webSeal(key, nonceAt(firstNonce, i), ad, data.subarray(off, off + lens[i])));
+      off += lens[i];
+    }
+    return Promise.all(jobs).then((parts) => joinAll(parts, data.length + TAG * lens.length));
+  }
   const out = new Uint8Array(data.length + TAG * lens.length);
   let src = 0;
   let dst = 0;
@@ -164,6 +243,15 @@ export function aeadOpenMany(key, firstNonce, ad, data, lengths) {
     if (n < TAG) return undefined;
     total += n - TAG;
   }
+  if (webChaCha) {
+    const jobs = [];
+    let off = 0;
+    for (let i = 0; i < lens.length; i++) {
+      jobs.push(webOpen(key, nonceAt(firstNonce, i), ad, data.subarray(off, off + lens[i])));
+      off += lens[i];
+    }
+    return Promise.all(jobs).then((parts) => (parts.some((p) => p === undefined) ? undefined : joinAll(parts, total)));
+  }
   const out = new Uint8Array(total);
   let src = 0;
   let dst = 0;
@@ -179,7 +267,6 @@ export function aeadOpenMany(key, firstNonce, ad, data, lengths) {
 // ----- X25519 and Ed25519 -------------------------------------------------------------------
 // Node takes raw keys only through DER wrappers; these fixed prefixes make the PKCS#8 /
 // SubjectPublicKeyInfo encodings of a 32-byte key (RFC 8410).
-const hex = (s) => Uint8Array.from(s.match(/../g), (h) => parseInt(h, 16));
 const PKCS8_X25519 = hex('302e020100300506032b656e04220420');
 const SPKI_X25519 = hex('302a300506032b656e032100');
 const PKCS8_ED25519 = hex('302e020100300506032b657004220420');

@@ -1,0 +1,261 @@
+// pywasm in the browser: `createNode(options)` boots Pyodide from local files, installs the
+// pywasm wheel offline, registers the JS shims and starts a libp2p Host (pywasm/browser_node.py).
+//
+//   import { createNode } from '/pywasm.mjs';
+//   const node = await createNode({ onProgress: (stage, detail) => console.log(stage, detail) });
+//   const remote = await node.dial('/ip4/127.0.0.1/tcp/4002/ws/p2p/12D3Koo...');
+//   const ms = await node.ping('/ip4/127.0.0.1/tcp/4002/ws/p2p/12D3Koo...');
+//   await node.stop();
+//
+// Bundled by browser/build.mjs into browser/dist/pywasm.mjs (crypto.mjs, websocket.mjs and
+// @noble inlined); the site serves it as /pywasm.mjs next to /pyodide/. Never touches a CDN:
+// the runtime and the wheel come from `indexURL` (default: the pyodide/ folder next to this
+// module), and the wheel is found through the (patched) pyodide-lock.json there.
+//
+// Options:
+//   indexURL       where pyodide.mjs, the runtime and the wheels are (URL or string)
+//   onProgress     (stage, detail) => void; stages: "runtime", "install", "shims", "python",
+//                  "host", "ready" (detail: a short human string)
+//   install        "unpack" (default: fetch the wheel named in the lock, check its sha256,
+//                  unpackArchive; fastest) or "loadPackage" (Pyodide's own loader)
+//   wheelURL       install this wheel instead of looking it up in the lock
+//   dialTimeoutMs  bound on one dial (default 10000); pingTimeoutMs likewise for a ping
+//   pyodide        an already loaded Pyodide instance to use instead of booting one
+//   stdout/stderr  (line) => void for Python's output (default: console)
+// Every failure rejects with an Error whose message is one line (error.type: the Python
+// error class, when there is one).
+
+import * as cryptoModule from './crypto.mjs';
+import * as websocketModule from './websocket.mjs';
+
+export { cryptoModule, websocketModule };
+
+export const CRYPTO_MODULE_NAME = 'pywasm_crypto_js';
+export const WEBSOCKET_MODULE_NAME = 'pywasm_websocket_js';
+export const WHEEL_PACKAGE = 'pywasm';
+const DEFAULT_DIAL_TIMEOUT_MS = 10_000;
+const DEFAULT_PING_TIMEOUT_MS = 10_000;
+// The JS-side guard on a Python call, on top of the Python deadlines (never a hang).
+const GUARD_SLACK_MS = 3_000;
+
+const isNode = typeof process !== 'undefined' && !!process.versions?.node && typeof window === 'undefined';
+
+export class PywasmError extends Error {
+  constructor(message, type = 'PywasmError') {
+    super(String(message).split('\n')[0]);
+    this.name = 'PywasmError';
+    this.type = type;
+  }
+}
+
+/** Register the crypto and WebSocket shims with a Pyodide instance (also for PyScript). */
+export function registerShims(pyodide) {
+  pyodide.registerJsModule(CRYPTO_MODULE_NAME, cryptoModule);
+  pyodide.registerJsModule(WEBSOCKET_MODULE_NAME, websocketModule);
+}
+
+function defaultIndexURL() {
+  return new URL('./pyodide/', import.meta.url).href;
+}
+
+function dirURL(u) {
+  const s = String(u instanceof URL ? u.href : u);
+  return s.endsWith('/') ? s : `${s}/`;
+}
+
+// Pyodide under Node wants a path, browsers a URL.
+function forPyodide(url) {
+  if (isNode && url.startsWith('file:')) return decodeURIComponent(new URL(url).pathname);
+  return url;
+}
+
+async function fetchBytes(url) {
+  if (isNode && url.startsWith('file:')) {
+    const fs = await import('node:fs/promises');
+    const b = await fs.readFile(new URL(url));
+    return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+  }
+  let res;
+  try {
+    res = await fetch(url);
+  } catch (e) {
+    throw new PywasmError(`cannot fetch ${url}: ${e?.message ?? e}`);
+  }
+  if (!res.ok) throw new PywasmError(`cannot fetch ${url}: HTTP ${res.status}`);
+  return new Uint8Array(await res.arrayBuffer());
+}
+
+async function sha256Hex(bytes) {
+  const d = new Uint8Array(await globalThis.crypto.subtle.digest('SHA-256', bytes));
+  return Array.from(d, (x) => x.toString(16).padStart(2, '0')).join('');
+}
+
+function withTimeout(promise, ms, what) {
+  let timer;
+  const guard = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new PywasmError(`${what} did not finish within ${Math.round(ms)} ms`, 'TimeoutError')), ms);
+  });
+  return Promise.race([promise, guard]).finally(() => clearTimeout(timer));
+}
+
+async function loadRuntime(indexURL, opts) {
+  let mod;
+  try {
+    mod = await import(/* @vite-ignore */ new URL('pyodide.mjs', indexURL).href);
+  } catch (e) {
+    throw new PywasmError(`cannot load Pyodide from ${indexURL}pyodide.mjs: ${String(e?.message ?? e).split('\n')[0]}`);
+  }
+  const out = opts.stdout ?? ((s) => console.log(s));
+  const err = opts.stderr ?? ((s) => console.warn(s));
+  try {
+    return await mod.loadPyodide({
+      indexURL: forPyodide(indexURL),
+      stdout: out,
+      stderr: err,
+      fullStdLib: false,
+    });
+  } catch (e) {
+    throw new PywasmError(`Pyodide failed to start: ${String(e?.message ?? e).split('\n')[0]}`);
+  }
+}
+
+async function installWheel(pyodide, indexURL, opts) {
+  if (opts.install === 'loadPackage') {
+    const errors = [];
+    await pyodide.loadPackage(WHEEL_PACKAGE, {
+      messageCallback: () => {},
+      errorCallback: (m) => errors.push(String(m)),
+      checkIntegrity: true,
+    });
+    // a failed loadPackage logs, it does not throw: the import check below decides
+    return errors.length ? errors[0].split('\n')[0] : '';
+  }
+  let url = opts.wheelURL ? String(opts.wheelURL) : null;
+  let sha = null;
+  if (!url) {
+    const entry = pyodide.lockfile?.packages?.[WHEEL_PACKAGE];
+    if (!entry) {
+      throw new PywasmError(`no "${WHEEL_PACKAGE}" entry in ${indexURL}pyodide-lock.json: build the site with scripts/build_site.sh`);
+    }
+    url = new URL(entry.file_name, indexURL).href;
+    sha = entry.sha256 || null;
+  }
+  const bytes = await fetchBytes(url);
+  if (sha) {
+    const got = await sha256Hex(bytes);
+    if (got !== sha) throw new PywasmError(`${url}: sha256 ${got} does not match pyodide-lock.json (${sha})`);
+  }
+  const site = pyodide.runPython("import sysconfig; sysconfig.get_paths()['purelib']");
+  pyodide.unpackArchive(bytes, 'wheel', { extractDir: site });
+  pyodide.runPython('import importlib; importlib.invalidate_caches()');
+  return '';
+}
+
+function unwrap(result, what) {
+  // [true, value, ms] or [false, type, message]
+  const arr = result.toJs({ depth: 1 });
+  result.destroy?.();
+  if (arr[0] === true) return arr[1];
+  // Python's messages already name the address; `what` only prefixes the others
+  throw new PywasmError(what ? `${what}: ${arr[2]}` : arr[2], arr[1]);
+}
+
+// A synchronous Python call returning a list, as a JS array; errors as one-line Errors.
+function syncList(fn, what) {
+  let list;
+  try {
+    list = fn();
+  } catch (e) {
+    throw new PywasmError(`${what}: ${String(e?.message ?? e).trim().split('\n').pop()}`, e?.type);
+  }
+  const out = list.toJs({ dict_converter: Object.fromEntries });
+  list.destroy?.();
+  return out;
+}
+
+/** Boot Pyodide, install pywasm, start a Host. Resolves to the node object (see header). */
+export async function createNode(options = {}) {
+  const opts = { ...options };
+  const progress = (stage, detail = '') => {
+    try {
+      opts.onProgress?.(stage, detail);
+    } catch {
+      /* a broken progress callback must not break the boot */
+    }
+  };
+  const indexURL = dirURL(opts.indexURL ?? defaultIndexURL());
+  const dialTimeoutMs = Number(opts.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS);
+  const pingTimeoutMs = Number(opts.pingTimeoutMs ?? DEFAULT_PING_TIMEOUT_MS);
+  if (!(dialTimeoutMs > 0) || !(pingTimeoutMs > 0)) throw new PywasmError('dialTimeoutMs and pingTimeoutMs must be positive numbers');
+  const timings = {};
+  const t0 = performance.now();
+  let mark = t0;
+  const lap = (name) => {
+    const now = performance.now();
+    timings[name] = Math.round(now - mark);
+    mark = now;
+  };
+
+  let pyodide = opts.pyodide;
+  if (!pyodide) {
+    progress('runtime', `loading Pyodide from ${indexURL}`);
+    pyodide = await loadRuntime(indexURL, opts);
+  }
+  lap('runtimeMs');
+
+  progress('install', 'installing the pywasm wheel');
+  const installError = await installWheel(pyodide, indexURL, opts);
+  lap('installMs');
+
+  progress('shims', `crypto: ${cryptoModule.impl}${cryptoModule.aeadImpl ? ` (AEAD: ${cryptoModule.aeadImpl})` : ''}`);
+  registerShims(pyodide);
+
+  progress('python', 'importing pywasm');
+  let bn;
+  try {
+    bn = pyodide.pyimport('pywasm.browser_node');
+  } catch (e) {
+    const why = installError || String(e?.message ?? e).trim().split('\n').pop();
+    throw new PywasmError(`cannot import pywasm in Pyodide: ${why}`);
+  }
+  lap('importMs');
+
+  progress('host', 'creating the libp2p host');
+  const cfg = pyodide.toPy({ dial_timeout: dialTimeoutMs / 1000, ping_timeout: pingTimeoutMs / 1000 });
+  const pyNode = unwrap(await bn.js_call(undefined, 'create', cfg), 'cannot create the node');
+  cfg.destroy();
+  lap('hostMs');
+  timings.totalMs = Math.round(performance.now() - t0);
+
+  const host = pyNode.host;
+  const peerId = String(pyNode.peer_id);
+  let stopped = false;
+
+  const call = async (method, maddr, guardMs) => {
+    if (stopped) throw new PywasmError(`${method}: the node is stopped`, 'ConfigError');
+    if (typeof maddr !== 'string') throw new PywasmError(`${method}: the multiaddr must be a string, not ${typeof maddr}`, 'DialError');
+    const p = bn.js_call(pyNode, method, maddr);
+    return unwrap(await withTimeout(p, guardMs, `${method} ${maddr}`), null);
+  };
+
+  const node = {
+    peerId,
+    pyodide,
+    host,
+    timings,
+    multiaddrs: () => syncList(() => pyNode.addrs(), 'multiaddrs'),
+    // [{ peer, addr, direction, muxer, security }] for each live connection
+    connections: () => syncList(() => pyNode.connections(), 'connections'),
+    dial: (maddr) => call('dial', maddr, dialTimeoutMs + GUARD_SLACK_MS),
+    ping: (maddr) => call('ping', maddr, dialTimeoutMs + pingTimeoutMs + GUARD_SLACK_MS),
+    stop: async () => {
+      if (stopped) return;
+      stopped = true;
+      unwrap(await withTimeout(bn.js_call(pyNode, 'stop'), 15_000, 'stop'), 'stop');
+    },
+  };
+  progress('ready', `peer ${peerId} in ${timings.totalMs} ms`);
+  return node;
+}
+
+export default createNode;

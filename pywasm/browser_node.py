@@ -1,0 +1,188 @@
+"""The Python side of ``createNode()`` (browser/src/index.mjs): a Host with the browser
+transports and a few small async helpers that the JS wrapper (or a PyScript page) calls.
+
+Runs inside Pyodide after the bootstrap has registered the JS shims ``pywasm_crypto_js``
+and ``pywasm_websocket_js``. Importing this module needs neither; :func:`create` does.
+
+Python callers (PyScript) use :class:`BrowserNode` directly: its methods raise pywasm's
+typed errors (:class:`~pywasm.errors.DialError` and friends). The JS wrapper goes through
+:func:`js_call`, which turns any failure into ``[False, error type, one-line message]`` so
+JS can reject with a clean ``Error`` instead of a Python traceback.
+
+Every network operation is bounded: dials by ``dial_timeout`` (seconds), pings by
+``ping_timeout``, and the whole helper call by their sum, so nothing the page awaits hangs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ConfigError, DialError, PywasmError
+from .host import Host, HostConfig
+from .host.connection import Connection
+from .identity import PeerId
+from .multiformats.multiaddr import Multiaddr
+
+#: Default bound on one dial (WebSocket open + Noise + muxer negotiation), seconds.
+DEFAULT_DIAL_TIMEOUT = 10.0
+#: Default bound on one ping round trip (stream open + 32 bytes each way), seconds.
+DEFAULT_PING_TIMEOUT = 10.0
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:500]
+
+
+@dataclass(frozen=True)
+class ConnectionInfo:
+    """What the demo page shows about one live connection."""
+
+    peer: str
+    addr: str
+    direction: str
+    muxer: str
+    security: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {
+            "peer": self.peer,
+            "addr": self.addr,
+            "direction": self.direction,
+            "muxer": self.muxer,
+            "security": self.security,
+        }
+
+
+class BrowserNode:
+    """A started Host plus the helpers ``createNode()`` exposes."""
+
+    def __init__(self, host: Host, *, dial_timeout: float, ping_timeout: float) -> None:
+        self.host = host
+        self.dial_timeout = dial_timeout
+        self.ping_timeout = ping_timeout
+
+    @property
+    def peer_id(self) -> str:
+        return str(self.host.peer_id)
+
+    def addrs(self) -> list[str]:
+        """Listen addresses (empty in a browser: it cannot listen)."""
+        return [str(a) for a in self.host.addrs()]
+
+    def connections(self) -> list[dict[str, str]]:
+        out: list[dict[str, str]] = []
+        for c in self.host.connections:
+            out.append(
+                ConnectionInfo(
+                    peer=str(c.remote_peer),
+                    addr=str(c.remote_addr) if c.remote_addr is not None else "",
+                    direction=str(getattr(c.direction, "value", c.direction)),
+                    muxer=str(c.muxer_protocol or ""),
+                    security=str(c.security_protocol or ""),
+                ).to_dict()
+            )
+        return out
+
+    def _parse(self, maddr: str) -> Multiaddr:
+        if not isinstance(maddr, str) or not maddr.strip():
+            raise DialError("empty multiaddr: pass e.g. /ip4/127.0.0.1/tcp/4002/ws/p2p/<peer id>")
+        try:
+            ma = Multiaddr(maddr.strip())
+        except PywasmError as exc:
+            raise DialError(f"invalid multiaddr {maddr[:200]!r}: {_one_line(exc)}") from None
+        if not any(t.can_dial(ma) for t in self.host.transports):
+            raise DialError(
+                f"unsupported multiaddr {ma}: this node dials only /ws and /wss addresses "
+                "(e.g. /ip4/127.0.0.1/tcp/4002/ws/p2p/<peer id>)"
+            )
+        return ma
+
+    async def connect(self, maddr: str) -> Connection:
+        """Dial (or reuse a live connection to) ``maddr``; returns the Connection."""
+        ma = self._parse(maddr)
+        try:
+            return await asyncio.wait_for(self.host.dial(ma, timeout=self.dial_timeout), self.dial_timeout + 1.0)
+        except asyncio.TimeoutError:
+            raise DialError(f"dial to {ma} timed out after {self.dial_timeout:g} s") from None
+
+    async def dial(self, maddr: str) -> str:
+        """Connect to ``maddr``; returns the remote peer id (base58 text)."""
+        conn = await self.connect(maddr)
+        return str(conn.remote_peer)
+
+    async def ping(self, maddr: str) -> float:
+        """Dial if needed, then one ping round trip; returns the RTT in milliseconds."""
+        conn = await self.connect(maddr)
+        try:
+            rtt = await asyncio.wait_for(self.host.services["ping"].ping(conn), self.ping_timeout)
+        except asyncio.TimeoutError:
+            raise DialError(f"no ping answer from {conn.remote_peer} within {self.ping_timeout:g} s") from None
+        return rtt * 1000.0
+
+    async def stop(self) -> None:
+        await self.host.stop()
+
+
+async def create(
+    *,
+    dial_timeout: float = DEFAULT_DIAL_TIMEOUT,
+    ping_timeout: float = DEFAULT_PING_TIMEOUT,
+    agent_version: str | None = None,
+) -> BrowserNode:
+    """Create and start a Host for the browser: WebSocket (JS shim) transport, Noise,
+    yamux/mplex, and the default services (identify, ping, echo, perf)."""
+    for name, value in (("dial_timeout", dial_timeout), ("ping_timeout", ping_timeout)):
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+            raise ConfigError(f"{name} must be a positive number of seconds, not {value!r}")
+    from .crypto import web as _web  # noqa: F401  (fails early, clearly, without the shim)
+    from .transports.browser_websocket import BrowserWebSocketTransport, _load_js
+
+    _load_js()  # TransportError naming the missing registration, before any dial
+    extra: dict[str, Any] = {"agent_version": agent_version} if agent_version else {}
+    cfg = HostConfig(dial_timeout=float(dial_timeout), **extra)
+    host = await Host.create(
+        listen=[],
+        transports=[BrowserWebSocketTransport(dial_timeout=float(dial_timeout))],
+        config=cfg,
+    )
+    return BrowserNode(host, dial_timeout=float(dial_timeout), ping_timeout=float(ping_timeout))
+
+
+async def js_call(node: BrowserNode | None, method: str, *args: Any) -> list[Any]:
+    """The JS seam: run ``node.<method>(*args)`` (or :func:`create` when ``node`` is None)
+    and return ``[True, value, ms]`` or ``[False, error type name, one-line message]``."""
+    t0 = time.perf_counter()
+    try:
+        if node is None:
+            if method != "create":
+                raise ConfigError(f"no node: cannot call {method}")
+            kwargs = dict(args[0]) if args and args[0] is not None else {}
+            value: Any = await create(**kwargs)
+        else:
+            if method not in ("dial", "ping", "stop"):
+                raise ConfigError(f"unknown node method {method!r}")
+            value = await getattr(node, method)(*args)
+    except Exception as exc:
+        return [False, type(exc).__name__, _one_line(exc)]
+    return [True, value, (time.perf_counter() - t0) * 1000.0]
+
+
+def peer_id_of(maddr: str) -> str | None:
+    """The /p2p/ peer id in ``maddr``, validated, or None."""
+    text = Multiaddr(maddr).peer_id()
+    return str(PeerId.from_string(text)) if text else None
+
+
+__all__ = [
+    "DEFAULT_DIAL_TIMEOUT",
+    "DEFAULT_PING_TIMEOUT",
+    "BrowserNode",
+    "ConnectionInfo",
+    "create",
+    "js_call",
+    "peer_id_of",
+]
