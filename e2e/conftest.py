@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from e2e.harness import CHROMIUM, CHROMIUM_ARGS, SITE, Relay, StaticServer, build_js_page, require
-from tests.interop.harness import PeerSet
+from tests.interop.conftest import mark_items_under, peers  # noqa: F401  (peers: the interop fixture)
 
 _HERE = Path(__file__).resolve().parent
 
@@ -29,9 +29,7 @@ _RELAYS: list[Relay] = []
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        if _HERE in Path(str(item.fspath)).resolve().parents:
-            item.add_marker(pytest.mark.e2e)
+    mark_items_under(_HERE, pytest.mark.e2e, items)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -114,13 +112,18 @@ class PageFactory:
         self.contexts.clear()
 
 
-@pytest.fixture
-def new_page(browser: Any) -> Iterator[PageFactory]:
-    f = PageFactory(browser, "test")
+def _pages(browser: Any, scope: str) -> Iterator[PageFactory]:
+    """Fixture body: a PageFactory whose contexts are closed afterwards."""
+    f = PageFactory(browser, scope)
     try:
         yield f
     finally:
         f.close()
+
+
+@pytest.fixture
+def new_page(browser: Any) -> Iterator[PageFactory]:
+    yield from _pages(browser, "test")
 
 
 @pytest.fixture
@@ -130,11 +133,7 @@ def page(new_page: PageFactory) -> Any:
 
 @pytest.fixture(scope="module")
 def module_pages(browser: Any) -> Iterator[PageFactory]:
-    f = PageFactory(browser, "module")
-    try:
-        yield f
-    finally:
-        f.close()
+    yield from _pages(browser, "module")
 
 
 # ------------------------------------------------------------------ relay and peers
@@ -153,14 +152,19 @@ def _stop_relay(r: Relay) -> None:
         _RELAYS.remove(r)
 
 
-@pytest.fixture(scope="session")
-def relay() -> Iterator[Relay]:
-    """One relay for the session (serving .cache/site/); tests must not stop it."""
+def _relay_lifetime() -> Iterator[Relay]:
+    """Fixture body: a relay for the fixture's scope, stopped by its PID afterwards."""
     r = _start_relay()
     try:
         yield r
     finally:
         _stop_relay(r)
+
+
+@pytest.fixture(scope="session")
+def relay() -> Iterator[Relay]:
+    """One relay for the session (serving .cache/site/); tests must not stop it."""
+    yield from _relay_lifetime()
 
 
 @pytest.fixture
@@ -172,20 +176,7 @@ def live_relay(relay: Relay) -> Relay:
 @pytest.fixture
 def fresh_relay() -> Iterator[Relay]:
     """A relay of this test's own (for tests that stop or break it)."""
-    r = _start_relay()
-    try:
-        yield r
-    finally:
-        _stop_relay(r)
-
-
-@pytest.fixture
-def peers() -> Iterator[PeerSet]:
-    ps = PeerSet()
-    try:
-        yield ps
-    finally:
-        ps.close()
+    yield from _relay_lifetime()
 
 
 @pytest.fixture(scope="session")

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.interop.harness import terminate
+
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".cache"
 SITE = CACHE / "site"
@@ -154,13 +156,7 @@ class Relay:
         """SIGTERM this PID, SIGKILL after STOP_TIMEOUT; returns the exit code."""
         if self.proc is None:
             return None
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(STOP_TIMEOUT)
+        terminate(self.proc, STOP_TIMEOUT)
         try:
             self._data.cleanup()
         except OSError:

@@ -23,7 +23,7 @@ import logging
 import re
 import signal
 import sys
-from typing import Any, NoReturn, Sequence
+from typing import Any, Coroutine, NoReturn, Sequence
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -145,6 +145,69 @@ def _fail(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
+class _StopSignals:
+    """SIGINT/SIGTERM set an event. Installed before anything is printed, so a signal
+    sent as soon as the addresses appear (a supervisor reading them) is a clean exit 0,
+    not the default-action kill."""
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+        self._installed: list[int] = []
+
+    def __enter__(self) -> "_StopSignals":
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, self.event.set)
+                self._installed.append(sig)
+            except (NotImplementedError, RuntimeError):  # pragma: no cover - non-Unix
+                pass
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in self._installed:
+            loop.remove_signal_handler(sig)
+
+
+def _parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace | None:
+    """The parsed flags, or None after reporting a usage error in one line."""
+    try:
+        return parser.parse_args(argv)
+    except UsageError as exc:
+        _fail(str(exc))
+        return None
+
+
+def _run_main(prefix: str, coro: Coroutine[Any, Any, int],
+              plain_failures: tuple[type[BaseException], ...] = ()) -> int:
+    """Run ``coro``; map errors to one stderr line and the exit code of the contract.
+
+    ``plain_failures``: exception types reported as their own message with exit code 1.
+    """
+    from .errors import ConfigError, PywasmError
+
+    try:
+        return asyncio.run(coro)
+    except UsageError as exc:
+        _fail(str(exc))
+        return EXIT_USAGE
+    except plain_failures as exc:
+        _fail(str(exc))
+        return EXIT_FAILURE
+    except ConfigError as exc:
+        _fail(f"{prefix}: {_one_line(exc)}")
+        return EXIT_USAGE
+    except PywasmError as exc:
+        _fail(f"{prefix}: {_one_line(exc)}")
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # stdout went away (e.g. piped into head): nothing more to say
+        return EXIT_FAILURE
+
+
 async def _key(path: str | None) -> Any:
     from .identity import KeyType, PrivateKey, load_or_create
 
@@ -166,24 +229,10 @@ async def cmd_listen(args: argparse.Namespace) -> int:
     key = await _key(args.key)
     host = await Host.create(key=key, listen=listen, transports=transports)
     try:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        installed: list[int] = []
-        # handlers go in before the addresses are printed: a supervisor that signals us
-        # as soon as it reads them must get a clean exit 0, not a default-action kill
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.add_signal_handler(sig, stop.set)
-                installed.append(sig)
-            except (NotImplementedError, RuntimeError):  # pragma: no cover - non-Unix
-                pass
-        for addr in host.addrs():
-            _say(str(addr))
-        try:
-            await stop.wait()
-        finally:
-            for sig in installed:
-                loop.remove_signal_handler(sig)
+        with _StopSignals() as stop:
+            for addr in host.addrs():
+                _say(str(addr))
+            await stop.event.wait()
         log.info("signal received: stopping")
     finally:
         await host.stop()
@@ -225,31 +274,12 @@ COMMANDS = {"listen": cmd_listen, "ping": cmd_ping, "perf": cmd_perf, "id": cmd_
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .errors import ConfigError, PywasmError
-
-    try:
-        args = build_parser().parse_args(argv)
-    except UsageError as exc:
-        _fail(str(exc))
+    args = _parse_args(build_parser(), argv)
+    if args is None:
         return EXIT_USAGE
     verbosity = args.verbose + getattr(args, "sub_verbose", 0)
     _setup_logging(verbosity, logging.WARNING if args.command == "listen" else logging.ERROR)
-    try:
-        return asyncio.run(COMMANDS[args.command](args))
-    except UsageError as exc:
-        _fail(str(exc))
-        return EXIT_USAGE
-    except ConfigError as exc:
-        _fail(f"pywasm {args.command}: {_one_line(exc)}")
-        return EXIT_USAGE
-    except PywasmError as exc:
-        _fail(f"pywasm {args.command}: {_one_line(exc)}")
-        return EXIT_FAILURE
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:
-        # stdout went away (e.g. piped into head): nothing more to say
-        return EXIT_FAILURE
+    return _run_main(f"pywasm {args.command}", COMMANDS[args.command](args))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -13,26 +13,24 @@ to stderr. SIGINT/SIGTERM -> clean exit 0. Bad flags or a missing site: one line
 from __future__ import annotations
 
 import argparse
-import asyncio
 import ipaddress
 import logging
 import os
-import signal
 import sys
 from pathlib import Path
 from typing import Any, Sequence
 
 from pywasm.cli import (
-    EXIT_FAILURE,
     EXIT_OK,
     EXIT_USAGE,
     UsageError,
-    _fail,
     _multiaddr,
-    _one_line,
+    _parse_args,
     _Parser,
+    _run_main,
     _say,
     _setup_logging,
+    _StopSignals,
 )
 
 from .http import StaticServer
@@ -98,30 +96,6 @@ def relay_info(host: Any) -> dict[str, Any]:
     return {"peerId": str(host.peer_id), "multiaddrs": browser, "listenAddrs": addrs}
 
 
-class _StopSignals:
-    """SIGINT/SIGTERM set an event. Installed before anything is printed, so a signal
-    sent as soon as the addresses appear is a clean stop, not the default kill."""
-
-    def __init__(self) -> None:
-        self.event = asyncio.Event()
-        self._installed: list[int] = []
-
-    def __enter__(self) -> "_StopSignals":
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.add_signal_handler(sig, self.event.set)
-                self._installed.append(sig)
-            except (NotImplementedError, RuntimeError):  # pragma: no cover - non-Unix
-                pass
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        loop = asyncio.get_running_loop()
-        for sig in self._installed:
-            loop.remove_signal_handler(sig)
-
-
 async def run(args: argparse.Namespace) -> int:
     from pywasm.host.host import default_transports
     from pywasm.identity import load_or_create
@@ -171,32 +145,11 @@ async def _serve(args: argparse.Namespace, site: str, key: Any, listen: list[Any
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from pywasm.errors import ConfigError, PywasmError
-
-    try:
-        args = build_parser().parse_args(argv)
-    except UsageError as exc:
-        _fail(str(exc))
+    args = _parse_args(build_parser(), argv)
+    if args is None:
         return EXIT_USAGE
     _setup_logging(args.verbose, logging.WARNING)
-    try:
-        return asyncio.run(run(args))
-    except UsageError as exc:
-        _fail(str(exc))
-        return EXIT_USAGE
-    except RelayError as exc:
-        _fail(str(exc))
-        return EXIT_FAILURE
-    except ConfigError as exc:
-        _fail(f"{PROG}: {_one_line(exc)}")
-        return EXIT_USAGE
-    except PywasmError as exc:
-        _fail(f"{PROG}: {_one_line(exc)}")
-        return EXIT_FAILURE
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:
-        return EXIT_FAILURE
+    return _run_main(PROG, run(args), plain_failures=(RelayError,))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -16,10 +16,15 @@ from tests.interop.harness import PeerSet
 _HERE = Path(__file__).resolve().parent
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+def mark_items_under(directory: Path, marker: pytest.MarkDecorator, items: list[pytest.Item]) -> None:
+    """Add ``marker`` to every collected test that lives below ``directory``."""
     for item in items:
-        if _HERE in Path(str(item.fspath)).resolve().parents:
-            item.add_marker(pytest.mark.interop)
+        if directory in Path(str(item.fspath)).resolve().parents:
+            item.add_marker(marker)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    mark_items_under(_HERE, pytest.mark.interop, items)
 
 
 @pytest.fixture

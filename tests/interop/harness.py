@@ -47,6 +47,17 @@ class PeerMissing(RuntimeError):
     """A peer's installation is absent: tests fail with this, they are never skipped."""
 
 
+def terminate(proc: subprocess.Popen[Any], timeout: float = STOP_TIMEOUT) -> None:
+    """SIGTERM this PID (if still running), SIGKILL after ``timeout``: this process only."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout)
+
+
 # ------------------------------------------------------------------ commands per peer
 
 
@@ -267,13 +278,7 @@ class PeerProcess:
                 self.proc.wait(STOP_TIMEOUT)
             except (subprocess.TimeoutExpired, OSError):
                 pass
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(STOP_TIMEOUT)
+        terminate(self.proc)
         try:
             self._stderr.close()
         except OSError:

@@ -6,30 +6,23 @@ Every process started here is tracked by its PID and only those are signalled.
 from __future__ import annotations
 
 import json
-import os
-import queue
 import signal
 import stat
 import subprocess
 import sys
-import threading
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
 from pywasm.identity import PeerId
+from tests.native._proc import ROOT, Proc, child_env, tracked
 
-ROOT = Path(__file__).resolve().parents[2]
-STARTUP_TIMEOUT = 30.0
 RUN_TIMEOUT = 60.0
 
 
 def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
+    return child_env(ROOT)
 
 
 def run_cli(*args: str, timeout: float = RUN_TIMEOUT) -> subprocess.CompletedProcess[str]:
@@ -43,71 +36,25 @@ def run_cli(*args: str, timeout: float = RUN_TIMEOUT) -> subprocess.CompletedPro
     )
 
 
-class Listener:
+class Listener(Proc):
     """``pywasm listen`` in a subprocess; its stdout lines arrive through a queue."""
 
+    name = "listen"
+
     def __init__(self, *args: str) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pywasm", "listen", *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=ROOT,
-            env=_env(),
-        )
-        self.pid = self.proc.pid
-        self.lines: queue.Queue[str | None] = queue.Queue()
-        self.stderr: list[str] = []
-        threading.Thread(target=self._pump_out, daemon=True).start()
-        threading.Thread(target=self._pump_err, daemon=True).start()
-
-    def _pump_out(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.put(line.rstrip("\n"))
-        self.lines.put(None)
-
-    def _pump_err(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.stderr.append(line)
+        super().__init__([sys.executable, "-m", "pywasm", "listen", *args], _env())
 
     def addrs(self, count: int) -> list[str]:
-        out = []
+        out: list[str] = []
         for _ in range(count):
-            try:
-                line = self.lines.get(timeout=STARTUP_TIMEOUT)
-            except queue.Empty:
-                raise AssertionError(f"listen printed {out} only; stderr: {''.join(self.stderr)}") from None
-            if line is None:
-                raise AssertionError(f"listen exited early; stderr: {''.join(self.stderr)}")
-            out.append(line)
+            out.append(self.next_line(str(out)))
         return out
-
-    def signal(self, sig: int) -> int:
-        if self.proc.poll() is None:
-            os.kill(self.pid, sig)  # our own child, by its PID
-        return self.proc.wait(timeout=STARTUP_TIMEOUT)
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            os.kill(self.pid, signal.SIGKILL)
-            self.proc.wait(timeout=STARTUP_TIMEOUT)
 
 
 @pytest.fixture
 def listener() -> Iterator[Listener]:
     # (native-only suite: fixtures are fine here)
-    procs: list[Listener] = []
-
-    def start(*args: str) -> Listener:
-        lst = Listener(*args)
-        procs.append(lst)
-        return lst
-
-    yield start  # type: ignore[misc]
-    for lst in procs:
-        lst.kill()
+    yield from tracked(Listener)  # type: ignore[misc]
 
 
 def _check_addr(addr: str) -> str:

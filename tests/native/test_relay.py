@@ -7,14 +7,11 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
-import queue
 import signal
 import socket
 import stat
 import subprocess
 import sys
-import threading
 from pathlib import Path
 from typing import Callable, Iterator
 from urllib.parse import urlsplit
@@ -23,10 +20,9 @@ import pytest
 
 from pywasm.host import Host
 from pywasm.identity import PeerId
+from tests.native._proc import ROOT, Proc, child_env, tracked
 
-ROOT = Path(__file__).resolve().parents[2]
 RELAY_SCRIPT = Path(sys.executable).parent / "pywasm-relay"
-STARTUP_TIMEOUT = 30.0
 PORTS_0 = ["--http", "127.0.0.1:0", "--listen", "/ip4/127.0.0.1/tcp/0", "--listen", "/ip4/127.0.0.1/tcp/0/ws"]
 WASM_BYTES = b"\x00asm\x01\x00\x00\x00"
 
@@ -40,53 +36,23 @@ def _command() -> list[str]:
 
 
 def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    extra = [str(ROOT), str(ROOT / "relay-server")]
-    env["PYTHONPATH"] = os.pathsep.join(extra + [env.get("PYTHONPATH", "")])
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
+    return child_env(ROOT, ROOT / "relay-server")
 
 
-class Relay:
+class Relay(Proc):
     """``pywasm-relay`` in a subprocess; its stdout lines arrive through a queue."""
 
+    name = "relay"
+
     def __init__(self, *args: str) -> None:
-        self.proc = subprocess.Popen(
-            [*_command(), *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=ROOT,
-            env=_env(),
-        )
-        self.pid = self.proc.pid
-        self.lines: queue.Queue[str | None] = queue.Queue()
-        self.stderr: list[str] = []
-        threading.Thread(target=self._pump_out, daemon=True).start()
-        threading.Thread(target=self._pump_err, daemon=True).start()
-
-    def _pump_out(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.put(line.rstrip("\n"))
-        self.lines.put(None)
-
-    def _pump_err(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.stderr.append(line)
+        super().__init__([*_command(), *args], _env())
 
     def startup(self, n_addrs: int) -> tuple[str, list[str]]:
         """The http URL and the listen multiaddrs it printed."""
         url = ""
         addrs: list[str] = []
         while not url or len(addrs) < n_addrs:
-            try:
-                line = self.lines.get(timeout=STARTUP_TIMEOUT)
-            except queue.Empty:
-                raise AssertionError(f"relay printed {url!r} {addrs} only; stderr: {''.join(self.stderr)}") from None
-            if line is None:
-                raise AssertionError(f"relay exited early ({self.proc.wait()}); stderr: {''.join(self.stderr)}")
+            line = self.next_line(f"{url!r} {addrs}")
             if line.startswith("http://"):
                 url = line
             else:
@@ -94,32 +60,13 @@ class Relay:
                 addrs.append(line)
         return url, addrs
 
-    def signal(self, sig: int) -> int:
-        if self.proc.poll() is None:
-            os.kill(self.pid, sig)  # our own child, by its PID
-        return self.proc.wait(timeout=STARTUP_TIMEOUT)
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            os.kill(self.pid, signal.SIGKILL)
-            self.proc.wait(timeout=STARTUP_TIMEOUT)
-
 
 StartRelay = Callable[..., Relay]
 
 
 @pytest.fixture
 def relay() -> Iterator[StartRelay]:
-    procs: list[Relay] = []
-
-    def start(*args: str) -> Relay:
-        r = Relay(*args)
-        procs.append(r)
-        return r
-
-    yield start
-    for r in procs:
-        r.kill()
+    yield from tracked(Relay)
 
 
 @pytest.fixture

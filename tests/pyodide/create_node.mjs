@@ -13,18 +13,15 @@
 //
 // Options (environment): PYWASM_PYODIDE_NO_BUILD=1 (skip wheel + bundle builds),
 // PYWASM_INSTALL=unpack|loadPackage (how createNode installs the wheel).
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import readline from 'node:readline';
 import { pathToFileURL } from 'node:url';
 import { ROOT, WHEELS, buildWheels, log, wheelFiles } from './boot.mjs';
+import { closedPort, startNative, stopNative } from './native.mjs';
 
-const LISTEN = '/ip4/127.0.0.1/tcp/0/ws';
-const NODE_START_TIMEOUT_MS = 30_000;
 const NEGATIVE_DEADLINE_MS = 8_000;
 const PINGS = 5;
 
@@ -58,32 +55,6 @@ function makeSite() {
   fs.writeFileSync(path.join(pyo, 'pyodide-lock.json'), JSON.stringify(lock));
   fs.copyFileSync(path.join(ROOT, 'browser/dist/pywasm.mjs'), path.join(dir, 'pywasm.mjs'));
   return dir;
-}
-
-function startNative() {
-  const child = spawn(path.join(ROOT, '.venv/bin/python'), ['-m', 'pywasm', 'listen', '--listen', LISTEN], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const kill = () => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM'); };
-  process.on('exit', kill);
-  for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => { kill(); process.exit(130); });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`native node printed no /ws/p2p/ address in ${NODE_START_TIMEOUT_MS} ms`)), NODE_START_TIMEOUT_MS);
-    child.on('error', (e) => { clearTimeout(timer); reject(e); });
-    child.on('exit', (code, sig) => { clearTimeout(timer); reject(new Error(`native node exited (${code ?? sig})`)); });
-    readline.createInterface({ input: child.stdout }).on('line', (line) => {
-      if (/\/ws\/p2p\//.test(line)) { clearTimeout(timer); resolve({ child, addr: line.trim() }); }
-    });
-  }).catch((e) => { kill(); throw e; });
-}
-
-function closedPort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => { const { port } = srv.address(); srv.close(() => resolve(port)); });
-  });
 }
 
 /** Expect `fn()` to reject within the deadline with a one-line Error matching `re`. */
@@ -200,8 +171,7 @@ async function main() {
     return failed.length ? 1 : 0;
   } finally {
     if (node) await node.stop().catch(() => {});
-    const n = native ?? (await nativeP.catch(() => null));
-    if (n) n.child.kill('SIGTERM');
+    await stopNative(native, nativeP);
     if (!process.env.PYWASM_SITE) fs.rmSync(site, { recursive: true, force: true });
   }
 }

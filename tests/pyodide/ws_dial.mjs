@@ -15,50 +15,14 @@
 // Options (environment):
 //   PYWASM_PYODIDE_NO_BUILD=1   do not run scripts/pyodide_wheels.sh
 //   PYWASM_WS_ECHO_BIG=<bytes>  size of the throughput echo (default 16 MiB, 0 = skip)
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import readline from 'node:readline';
 import { pathToFileURL } from 'node:url';
 import { ROOT, boot, buildWheels, log, wheelFiles } from './boot.mjs';
+import { closedPort, startNative, stopNative } from './native.mjs';
 
-const LISTEN = '/ip4/127.0.0.1/tcp/0/ws';
-const NODE_START_TIMEOUT_MS = 30_000;
 const ECHO_BIG = Number(process.env.PYWASM_WS_ECHO_BIG ?? 16 * 1024 * 1024);
-
-/** Start the native node; resolve with { child, addr } once it printed its /ws/p2p/ address. */
-function startNative() {
-  const py = path.join(ROOT, '.venv/bin/python');
-  const child = spawn(py, ['-m', 'pywasm', 'listen', '--listen', LISTEN], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  // `timeout` in CI sends SIGTERM: take the native node (and only it) down with us
-  const killChild = () => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM'); };
-  process.on('exit', killChild);
-  for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => { killChild(); process.exit(130); });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`native node printed no /ws/p2p/ address in ${NODE_START_TIMEOUT_MS} ms`)), NODE_START_TIMEOUT_MS);
-    child.on('error', (e) => { clearTimeout(timer); reject(e); });
-    child.on('exit', (code, sig) => { clearTimeout(timer); reject(new Error(`native node exited (${code ?? sig})`)); });
-    readline.createInterface({ input: child.stdout }).on('line', (line) => {
-      if (/\/ws\/p2p\//.test(line)) { clearTimeout(timer); resolve({ child, addr: line.trim() }); }
-    });
-  }).catch((e) => { child.kill('SIGTERM'); throw e; });
-}
-
-/** A TCP port nothing listens on (bound then released). */
-function closedPort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 /** A TCP server that accepts and never answers (a WebSocket upgrade there hangs). */
 function silentServer() {
@@ -111,8 +75,7 @@ async function main() {
     return failed.length || !entries.length ? 1 : 0;
   } finally {
     silent?.close();
-    const n = native ?? (await nativeP.catch(() => null));
-    if (n) n.child.kill('SIGTERM');
+    await stopNative(native, nativeP);
   }
 }
 
