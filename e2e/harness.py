@@ -287,3 +287,31 @@ def must(page: Any, body: str, arg: Any = None, timeout: float = 30.0) -> Any:
     if not res["ok"]:
         raise AssertionError(f"page script failed after {res['ms']:.0f} ms: {res['error']}")
     return res["value"]
+
+
+# ------------------------------------------------------------------ Python in the page
+
+# Runs Python source in the page's Pyodide (window[nodeVar].pyodide) with top-level await,
+# in a fresh namespace holding `arg` (from JSON) and `host` (the node's Python Host). The
+# code leaves its result in `result`; it comes back through JSON.
+_PY_IN_PAGE = """
+const [nodeVar, code, payload] = arg
+const node = window[nodeVar]
+if (!node) throw new Error(`no window.${nodeVar}: create the node first`)
+const py = node.pyodide
+const ns = py.globals.get('dict')()
+try {
+  ns.set('host', node.host)
+  ns.set('_arg_json', JSON.stringify(payload ?? null))
+  await py.runPythonAsync('import json as _json\\narg = _json.loads(_arg_json)\\nresult = None\\n' + code +
+                          '\\n_result_json = _json.dumps(result)', { globals: ns })
+  return JSON.parse(ns.get('_result_json'))
+} finally {
+  ns.destroy()
+}
+"""
+
+
+def must_py(page: Any, code: str, arg: Any = None, timeout: float = 30.0, node_var: str = "e2eNode") -> Any:
+    """Run ``code`` (Python, may ``await``) in the page's Pyodide; returns its ``result``."""
+    return must(page, _PY_IN_PAGE, [node_var, code, arg], timeout)

@@ -16,9 +16,10 @@ Every network operation is bounded: dials by ``dial_timeout`` (seconds), pings b
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 from .errors import ConfigError, DialError, PywasmError
 from .host import Host, HostConfig
@@ -123,6 +124,46 @@ class BrowserNode:
             raise DialError(f"no ping answer from {conn.remote_peer} within {self.ping_timeout:g} s") from None
         return rtt * 1000.0
 
+    async def echo(self, maddr: str, nbytes: int, *, timeout: float = 120.0) -> dict[str, Any]:
+        """Dial if needed, then send ``nbytes`` of pseudo-random bytes over ``/echo/1.0.0``
+        and compare what comes back; returns ``{sent, received, equal, ms, muxer}``."""
+        if not isinstance(nbytes, int) or isinstance(nbytes, bool) or nbytes < 0:
+            raise ConfigError(f"nbytes must be a non-negative integer, not {nbytes!r}")
+        conn = await self.connect(maddr)
+        # deterministic, non-repeating at small periods: the echo must be byte-exact
+        data = hashlib.shake_256(b"pywasm-echo-%d" % nbytes).digest(nbytes) if nbytes else b""
+        t0 = time.perf_counter()
+        try:
+            got = await asyncio.wait_for(self.host.services["echo"].echo(conn, data), timeout)
+        except asyncio.TimeoutError:
+            raise DialError(f"echo of {nbytes} bytes to {conn.remote_peer} timed out after {timeout:g} s") from None
+        ms = (time.perf_counter() - t0) * 1000.0
+        return {
+            "sent": len(data),
+            "received": len(got),
+            "equal": got == data,
+            "ms": ms,
+            "muxer": str(conn.muxer_protocol or ""),
+            "security": str(conn.security_protocol or ""),
+        }
+
+    async def identify(self, maddr: str) -> dict[str, Any]:
+        """Dial if needed; the remote's identify answer as a plain dict."""
+        conn = await self.connect(maddr)
+        svc = self.host.services["identify"]
+        try:
+            info = await asyncio.wait_for(svc.identified(conn), self.dial_timeout + self.ping_timeout)
+        except asyncio.TimeoutError:
+            raise DialError(f"no identify answer from {conn.remote_peer}") from None
+        return {
+            "peer": str(info.peer_id),
+            "agent_version": info.agent_version or "",
+            "protocol_version": info.protocol_version or "",
+            "protocols": [str(p) for p in info.protocols],
+            "listen_addrs": [str(a) for a in info.listen_addrs],
+            "observed_addr": str(info.observed_addr) if info.observed_addr is not None else "",
+        }
+
     async def stop(self) -> None:
         await self.host.stop()
 
@@ -132,24 +173,51 @@ async def create(
     dial_timeout: float = DEFAULT_DIAL_TIMEOUT,
     ping_timeout: float = DEFAULT_PING_TIMEOUT,
     agent_version: str | None = None,
+    muxers: Sequence[str] | None = None,
 ) -> BrowserNode:
     """Create and start a Host for the browser: WebSocket (JS shim) transport, Noise,
-    yamux/mplex, and the default services (identify, ping, echo, perf)."""
+    yamux/mplex, and the default services (identify, ping, echo, perf).
+
+    ``muxers``: the stream muxers to offer, most preferred first, by name (``"yamux"``,
+    ``"mplex"``) or protocol id; default (None): the Host's defaults."""
     for name, value in (("dial_timeout", dial_timeout), ("ping_timeout", ping_timeout)):
         if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
             raise ConfigError(f"{name} must be a positive number of seconds, not {value!r}")
     from .crypto import web as _web  # noqa: F401  (fails early, clearly, without the shim)
     from .transports.browser_websocket import BrowserWebSocketTransport, _load_js
 
+    muxer_factories = _muxers(muxers) if muxers is not None else None
     _load_js()  # TransportError naming the missing registration, before any dial
     extra: dict[str, Any] = {"agent_version": agent_version} if agent_version else {}
     cfg = HostConfig(dial_timeout=float(dial_timeout), **extra)
+    more: dict[str, Any] = {"muxers": muxer_factories} if muxer_factories is not None else {}
     host = await Host.create(
         listen=[],
         transports=[BrowserWebSocketTransport(dial_timeout=float(dial_timeout))],
         config=cfg,
+        **more,
     )
     return BrowserNode(host, dial_timeout=float(dial_timeout), ping_timeout=float(ping_timeout))
+
+
+def _muxers(names: Sequence[str]) -> list[Any]:
+    """Muxer factories for ``names`` ("yamux", "mplex" or their protocol ids), in order."""
+    from .muxers import MplexMuxer, YamuxMuxer
+
+    if isinstance(names, str):
+        names = [names]
+    out: list[Any] = []
+    for name in list(names):
+        key = str(name).strip().lower()
+        if key in ("yamux", "/yamux/1.0.0"):
+            out.append(YamuxMuxer())
+        elif key in ("mplex", "/mplex/6.7.0"):
+            out.append(MplexMuxer())
+        else:
+            raise ConfigError(f"unknown muxer {name!r}: use 'yamux' or 'mplex'")
+    if not out:
+        raise ConfigError("muxers must name at least one muxer ('yamux' or 'mplex')")
+    return out
 
 
 async def js_call(node: BrowserNode | None, method: str, *args: Any) -> list[Any]:
@@ -163,7 +231,7 @@ async def js_call(node: BrowserNode | None, method: str, *args: Any) -> list[Any
             kwargs = dict(args[0]) if args and args[0] is not None else {}
             value: Any = await create(**kwargs)
         else:
-            if method not in ("dial", "ping", "stop"):
+            if method not in ("dial", "ping", "stop", "echo", "identify"):
                 raise ConfigError(f"unknown node method {method!r}")
             value = await getattr(node, method)(*args)
     except Exception as exc:
