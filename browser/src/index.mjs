@@ -98,7 +98,7 @@ function withTimeout(promise, ms, what) {
   return Promise.race([promise, guard]).finally(() => clearTimeout(timer));
 }
 
-async function loadRuntime(indexURL, opts) {
+async function loadRuntime(indexURL, opts, lockContents) {
   let mod;
   try {
     mod = await import(/* @vite-ignore */ new URL('pyodide.mjs', indexURL).href);
@@ -113,27 +113,20 @@ async function loadRuntime(indexURL, opts) {
       stdout: out,
       stderr: err,
       fullStdLib: false,
+      // the lock file fetched once, by createNode, so the wheel download can start early
+      ...(lockContents ? { lockFileContents: lockContents } : {}),
     });
   } catch (e) {
     throw new PywasmError(`Pyodide failed to start: ${String(e?.message ?? e).split('\n')[0]}`);
   }
 }
 
-async function installWheel(pyodide, indexURL, opts) {
-  if (opts.install === 'loadPackage') {
-    const errors = [];
-    await pyodide.loadPackage(WHEEL_PACKAGE, {
-      messageCallback: () => {},
-      errorCallback: (m) => errors.push(String(m)),
-      checkIntegrity: true,
-    });
-    // a failed loadPackage logs, it does not throw: the import check below decides
-    return errors.length ? errors[0].split('\n')[0] : '';
-  }
+// The wheel's bytes, checked against the sha256 in the lock file (or opts.wheelURL, unchecked).
+async function fetchWheel(lockfile, indexURL, opts) {
   let url = opts.wheelURL ? String(opts.wheelURL) : null;
   let sha = null;
   if (!url) {
-    const entry = pyodide.lockfile?.packages?.[WHEEL_PACKAGE];
+    const entry = lockfile?.packages?.[WHEEL_PACKAGE];
     if (!entry) {
       throw new PywasmError(`no "${WHEEL_PACKAGE}" entry in ${indexURL}pyodide-lock.json: build the site with scripts/build_site.sh`);
     }
@@ -145,6 +138,21 @@ async function installWheel(pyodide, indexURL, opts) {
     const got = await sha256Hex(bytes);
     if (got !== sha) throw new PywasmError(`${url}: sha256 ${got} does not match pyodide-lock.json (${sha})`);
   }
+  return bytes;
+}
+
+async function installWheel(pyodide, indexURL, opts, wheelBytes) {
+  if (opts.install === 'loadPackage') {
+    const errors = [];
+    await pyodide.loadPackage(WHEEL_PACKAGE, {
+      messageCallback: () => {},
+      errorCallback: (m) => errors.push(String(m)),
+      checkIntegrity: true,
+    });
+    // a failed loadPackage logs, it does not throw: the import check below decides
+    return errors.length ? errors[0].split('\n')[0] : '';
+  }
+  const bytes = await (wheelBytes ?? fetchWheel(pyodide.lockfile, indexURL, opts));
   const site = pyodide.runPython("import sysconfig; sysconfig.get_paths()['purelib']");
   pyodide.unpackArchive(bytes, 'wheel', { extractDir: site });
   pyodide.runPython('import importlib; importlib.invalidate_caches()');
@@ -197,14 +205,25 @@ export async function createNode(options = {}) {
   };
 
   let pyodide = opts.pyodide;
+  let wheelBytes = null;
   if (!pyodide) {
     progress('runtime', `loading Pyodide from ${indexURL}`);
-    pyodide = await loadRuntime(indexURL, opts);
+    let lock = null;
+    if (opts.install !== 'loadPackage') {
+      // Boot-time overlap: fetch pyodide-lock.json once (handed to loadPyodide) and the
+      // wheel (+ sha256 check) while the runtime compiles and starts. Errors surface where
+      // they did before: a bad lock in loadPyodide, a bad wheel in the install stage.
+      lock = fetchBytes(new URL('pyodide-lock.json', indexURL).href).then((b) => JSON.parse(new TextDecoder().decode(b)));
+      wheelBytes = lock.then((l) => fetchWheel(l, indexURL, opts));
+      wheelBytes.catch(() => {});
+      lock.catch(() => {});
+    }
+    pyodide = await loadRuntime(indexURL, opts, lock);
   }
   lap('runtimeMs');
 
   progress('install', 'installing the pywasm wheel');
-  const installError = await installWheel(pyodide, indexURL, opts);
+  const installError = await installWheel(pyodide, indexURL, opts, wheelBytes);
   lap('installMs');
 
   progress('shims', `crypto: ${cryptoModule.impl}${cryptoModule.aeadImpl ? ` (AEAD: ${cryptoModule.aeadImpl})` : ''}`);
