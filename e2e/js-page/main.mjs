@@ -2,29 +2,8 @@
 // yamux, identify, ping) exposed to the test driver as `window.jsp2p`.
 //
 // Built by build.mjs (esbuild, offline) into .cache/e2e/js-page/ next to index.html.
-import { noise } from '@chainsafe/libp2p-noise'
-import { yamux } from '@chainsafe/libp2p-yamux'
-import { identify } from '@libp2p/identify'
-import { ping } from '@libp2p/ping'
-import { webSockets } from '@libp2p/websockets'
 import { multiaddr } from '@multiformats/multiaddr'
-import { createLibp2p } from 'libp2p'
-
-let node = null
-
-async function start () {
-  if (node != null) return node
-  node = await createLibp2p({
-    addresses: { listen: [] },
-    transports: [webSockets()],
-    connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
-    // browsers refuse ws:// and loopback by default: the e2e relay is both
-    connectionGater: { denyDialMultiaddr: () => false },
-    services: { identify: identify(), ping: ping() }
-  })
-  return node
-}
+import { start, stop } from './node.mjs'
 
 // dial(maddr) -> { peerId, remotePeer, pingMs, protocols }
 async function dial (addr, timeoutMs = 20000) {
@@ -38,11 +17,6 @@ async function dial (addr, timeoutMs = 20000) {
     protocols = peer.protocols
   } catch {}
   return { peerId: n.peerId.toString(), remotePeer: conn.remotePeer.toString(), pingMs, protocols }
-}
-
-async function stop () {
-  if (node != null) await node.stop()
-  node = null
 }
 
 window.jsp2p = { start, dial, stop }

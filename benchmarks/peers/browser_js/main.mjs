@@ -1,30 +1,10 @@
 // js-libp2p in the browser, for benchmarks/browser_run.py: the same dialer-only node as the
 // e2e page (websockets, noise, yamux, identify, ping) plus an echo throughput helper, exposed
 // as `window.jsbench`. Built by build.mjs (esbuild, offline) next to index.html.
-import { noise } from '@chainsafe/libp2p-noise'
-import { yamux } from '@chainsafe/libp2p-yamux'
-import { identify } from '@libp2p/identify'
-import { ping } from '@libp2p/ping'
-import { webSockets } from '@libp2p/websockets'
 import { multiaddr } from '@multiformats/multiaddr'
-import { createLibp2p } from 'libp2p'
+import { start, stop } from '../../../e2e/js-page/node.mjs'
 
 const ECHO = '/echo/1.0.0'
-let node = null
-
-async function start () {
-  if (node != null) return node
-  node = await createLibp2p({
-    addresses: { listen: [] },
-    transports: [webSockets()],
-    connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
-    // browsers refuse ws:// and loopback by default: the relay is both
-    connectionGater: { denyDialMultiaddr: () => false },
-    services: { identify: identify(), ping: ping() }
-  })
-  return node
-}
 
 // create the node, dial, ping once: { pingMs, atMs (performance.now(): ms since navigation) }
 async function firstPing (addr, timeoutMs = 20000) {
@@ -66,11 +46,6 @@ async function echo (addr, size, chunk = 65536, timeoutMs = 120000) {
   let ok = !overflow && received === size
   if (ok) { for (let i = 0; i < size; i++) { if (got[i] !== payload[i]) { ok = false; break } } }
   return { seconds, bytes: received, ok }
-}
-
-async function stop () {
-  if (node != null) await node.stop()
-  node = null
 }
 
 window.jsbench = { start, firstPing, echo, stop }
