@@ -282,6 +282,16 @@ def run_js(page: Any, body: str, arg: Any = None, timeout: float = 30.0) -> dict
     return page.evaluate(_BOUNDED, [body, arg, int(timeout * 1000)])
 
 
+def boot_node(page: Any, url: str) -> None:
+    """Open ``url`` (a relay's site) and create ``window.e2eNode`` with createNode()."""
+    page.goto(url)
+    must(
+        page,
+        "const { createNode } = await import('/pywasm.mjs'); window.e2eNode = await createNode(); return true",
+        timeout=90,
+    )
+
+
 def must(page: Any, body: str, arg: Any = None, timeout: float = 30.0) -> Any:
     res = run_js(page, body, arg, timeout)
     if not res["ok"]:

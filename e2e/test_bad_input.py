@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from e2e.harness import ROOT, SilentServer, closed_port, must, run_js
+from e2e.harness import ROOT, SilentServer, boot_node, closed_port, must, run_js
 
 BOUND_S = 30.0  # no bad dial may take longer than this (the page's own deadline is above it)
 
@@ -32,12 +32,7 @@ def other_peer_id() -> str:
 def node_page(module_pages, relay):
     """One page with one node for every bad-input case (createNode costs seconds)."""
     page = module_pages("bad-input")
-    page.goto(relay.url)
-    must(
-        page,
-        "const { createNode } = await import('/pywasm.mjs'); window.e2eNode = await createNode(); return true",
-        timeout=90,
-    )
+    boot_node(page, relay.url)
     yield page
     run_js(page, "await window.e2eNode.stop()", timeout=15)
 

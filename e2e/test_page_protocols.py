@@ -16,7 +16,7 @@ import json
 
 import pytest
 
-from e2e.harness import must, must_py, run_js
+from e2e.harness import boot_node, must, must_py, run_js
 
 MIB = 1024 * 1024
 
@@ -25,12 +25,7 @@ MIB = 1024 * 1024
 def proto_page(module_pages, relay):
     """One page with one createNode() node for the module (booting costs seconds)."""
     page = module_pages("protocols")
-    page.goto(relay.url)
-    must(
-        page,
-        "const { createNode } = await import('/pywasm.mjs'); window.e2eNode = await createNode(); return true",
-        timeout=90,
-    )
+    boot_node(page, relay.url)
     yield page
     run_js(page, "await window.e2eNode.stop()", timeout=15)
 

@@ -22,7 +22,7 @@ from typing import Any, Iterator
 import pytest
 
 from e2e.conftest import _LOGS, _attach_logging
-from e2e.harness import CHROMIUM, CHROMIUM_ARGS, must, must_py, run_js
+from e2e.harness import CHROMIUM, CHROMIUM_ARGS, boot_node, must, must_py, run_js
 
 
 def _self_signed(directory: Path) -> tuple[Path, Path]:
@@ -161,12 +161,7 @@ def insecure_page(browser) -> Iterator[Any]:
 
 def test_page_dials_relay_over_wss(insecure_page, live_relay, tls_front):
     page = insecure_page
-    page.goto(live_relay.url)
-    must(
-        page,
-        "const { createNode } = await import('/pywasm.mjs'); window.e2eNode = await createNode(); return true",
-        timeout=90,
-    )
+    boot_node(page, live_relay.url)
     pid = live_relay.peer_id
     # the new spelling of wss, with the TLS server name apart from the IP
     tls_addr = f"/ip4/127.0.0.1/tcp/{tls_front.port}/tls/sni/localhost/ws/p2p/{pid}"
