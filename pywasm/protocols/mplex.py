@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import (
+    ConfigError,
     ConnectionClosedError,
     LimitExceededError,
     MuxerError,
@@ -72,9 +73,9 @@ class MplexConfig:
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_send_size <= self.max_message_size:
-            raise ValueError("max_send_size must be in [1, max_message_size]")
+            raise ConfigError("max_send_size must be in [1, max_message_size]")
         if self.max_stream_buffer < 1:
-            raise ValueError("max_stream_buffer must be positive")
+            raise ConfigError("max_stream_buffer must be positive")
 
 
 class Event:

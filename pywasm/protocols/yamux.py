@@ -29,6 +29,7 @@ import struct
 from dataclasses import dataclass
 
 from ..errors import (
+    ConfigError,
     ConnectionClosedError,
     LimitExceededError,
     MuxerError,
@@ -89,11 +90,11 @@ class YamuxConfig:
 
     def __post_init__(self) -> None:
         if self.max_stream_window < INITIAL_WINDOW or self.max_stream_window > MAX_U32:
-            raise ValueError("max_stream_window must be in [256 KiB, 2**32-1]")
+            raise ConfigError("max_stream_window must be in [256 KiB, 2**32-1]")
         if not 1 <= self.max_frame_size <= MAX_U32:
-            raise ValueError("max_frame_size must be positive")
+            raise ConfigError("max_frame_size must be positive")
         if self.max_inbound_streams < 0 or self.max_outbound_streams < 0:
-            raise ValueError("stream limits must not be negative")
+            raise ConfigError("stream limits must not be negative")
 
 
 # --- events ---------------------------------------------------------------------

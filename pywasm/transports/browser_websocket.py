@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from ..errors import DialError, StreamClosedError, StreamResetError, TransportError
+from ..errors import ConfigError, DialError, StreamClosedError, StreamResetError, TransportError
 from ..muxers.bytequeue import ByteQueue
 from .addrs import WsAddr, format_hostport, parse_ws
 
@@ -219,7 +219,7 @@ class BrowserWebSocketTransport:
         js_module: Any = None,
     ) -> None:
         if dial_timeout <= 0 or max_buffered <= 0 or max_send_message <= 0 or send_high_water <= 0:
-            raise ValueError("timeouts and limits must be positive")
+            raise ConfigError("timeouts and limits must be positive")
         self.dial_timeout = dial_timeout
         self.max_buffered = max_buffered
         self.max_send_message = max_send_message

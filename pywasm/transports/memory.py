@@ -21,7 +21,7 @@ import itertools
 import random
 from typing import TYPE_CHECKING, Any
 
-from ..errors import StreamClosedError, StreamResetError, TransportError
+from ..errors import ConfigError, StreamClosedError, StreamResetError, TransportError
 from ..muxers.bytequeue import ByteQueue, QueuedReader
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ class MemoryStream(QueuedReader):
 
     def __init__(self, capacity: int, local_addr: Any = None, remote_addr: Any = None) -> None:
         if capacity <= 0:
-            raise ValueError("capacity must be positive")
+            raise ConfigError("capacity must be positive")
         self.local_addr = local_addr
         self.remote_addr = remote_addr
         self._capacity = capacity

@@ -33,6 +33,7 @@ import struct
 from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
 
 from ..errors import (
+    ConfigError,
     ConnectionClosedError,
     DialError,
     PywasmError,
@@ -150,7 +151,7 @@ class TcpConnection(asyncio.Protocol):
         suffix: str = "",
     ) -> None:
         if recv_high_water <= 0 or write_high_water <= 0:
-            raise ValueError("high-water marks must be positive")
+            raise ConfigError("high-water marks must be positive")
         self._recv_high = recv_high_water
         self._recv_low = recv_high_water // 4
         self._write_high = write_high_water

@@ -27,6 +27,7 @@ import socket
 from typing import TYPE_CHECKING, Any
 
 from ..errors import (
+    ConfigError,
     ConnectionClosedError,
     DialError,
     StreamClosedError,
@@ -279,7 +280,7 @@ class WebSocketTransport:
     ) -> None:
         if max_send_message <= 0 or max_send_message > max_message_size:
             # we must be able to read what a peer like us sends
-            raise ValueError("max_send_message must be in 1..max_message_size")
+            raise ConfigError("max_send_message must be in 1..max_message_size")
         self.dial_timeout = dial_timeout
         # None: a default context, which verifies certificates and host names
         self._ssl_context = ssl_context
