@@ -77,7 +77,38 @@ class MuxerFactory(Protocol):
         ...
 
 
-ConnectionHandler = Callable[[RawConnection], Awaitable[None]]
+@runtime_checkable
+class UpgradedConnection(Protocol):
+    """A connection whose transport authenticated and multiplexed it already.
+
+    QUIC (TLS inside the handshake, native streams), WebTransport (Noise on the first
+    stream, native streams) and WebRTC hand these to the host instead of a
+    :class:`RawConnection`; the host adopts them without running the upgrader, after
+    checking ``remote_peer`` against the dialed ``/p2p`` id.
+    """
+
+    local_peer: "PeerId"
+    remote_peer: "PeerId"
+    remote_public_key: "PublicKey"
+    local_addr: "Multiaddr | None"
+    remote_addr: "Multiaddr"
+    # what the host reports as the connection's security and muxer ("/tls/1.0.0", "quic-v1")
+    security_protocol: str
+    muxer_protocol: str
+    muxed: MuxedConnection
+
+
+class TransportContext(Protocol):
+    """What a self-securing transport learns from its host (see ``Transport.bind``)."""
+
+    private_key: "PrivateKey"
+    peer_id: "PeerId"
+    # pywasm.host.config.HostConfig: handshake timeouts and limits
+    config: object
+
+
+# A listener calls this with each new connection: raw (to be upgraded) or already upgraded.
+ConnectionHandler = Callable[["RawConnection | UpgradedConnection"], Awaitable[None]]
 
 
 class Listener(Protocol):
@@ -90,13 +121,25 @@ class Listener(Protocol):
 
 
 class Transport(Protocol):
+    """Dials and listens on the addresses it claims.
+
+    A transport that secures its own connections (QUIC, WebTransport, WebRTC) also has
+    ``bind(ctx: TransportContext) -> None``; the host calls it once before any dial or
+    listen, and ``dial`` then returns an :class:`UpgradedConnection`.
+    """
+
     def can_dial(self, addr: "Multiaddr") -> bool: ...
 
     def can_listen(self, addr: "Multiaddr") -> bool: ...
 
-    async def dial(self, addr: "Multiaddr") -> RawConnection: ...
+    async def dial(self, addr: "Multiaddr") -> "RawConnection | UpgradedConnection": ...
 
     async def listen(self, addr: "Multiaddr", handler: ConnectionHandler) -> Listener: ...
+
+
+def is_upgraded(conn: object) -> bool:
+    """True for an :class:`UpgradedConnection` (it carries its own muxer)."""
+    return getattr(conn, "muxed", None) is not None and hasattr(conn, "muxer_protocol")
 
 
 __all__ = [
@@ -106,6 +149,9 @@ __all__ = [
     "MuxedStream",
     "MuxedConnection",
     "MuxerFactory",
+    "UpgradedConnection",
+    "TransportContext",
+    "is_upgraded",
     "Listener",
     "Transport",
     "ConnectionHandler",

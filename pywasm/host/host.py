@@ -33,6 +33,7 @@ from ..errors import (
 )
 from ..identity import KeyType, PeerId, PrivateKey
 from ..multiformats.multiaddr import Multiaddr
+from ..interfaces import is_upgraded
 from ..protocols.multistream import negotiate_inbound
 from .config import HostConfig
 from .connection import Connection, Direction, HostStream
@@ -126,6 +127,11 @@ class Host:
         self.security = list(security)
         self.transports: list[Transport] = list(transports) if transports is not None else default_transports()
         self.upgrader = Upgrader(self.security, self.muxers, self.config)
+        # transports that secure their own connections (QUIC, WebTransport) need our key
+        for transport in self.transports:
+            bind = getattr(transport, "bind", None)
+            if callable(bind):
+                bind(self)
         self.registry = HandlerRegistry()
         self.registry.on_change = self._local_changed
 
@@ -602,7 +608,11 @@ class Host:
 
 async def _reset_quietly(stream: Any) -> None:
     try:
-        await stream.reset()
+        if is_upgraded(stream):
+            # an already-upgraded connection (QUIC, WebTransport) closes as a whole
+            await stream.muxed.close()
+        else:
+            await stream.reset()
     except Exception:  # noqa: BLE001 - resetting is the last thing we do with it
         pass
 

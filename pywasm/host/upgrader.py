@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any, Awaitable, Sequence, TypeVar
 
-from ..errors import HandshakeError, HandshakeTimeoutError, NegotiationError, PywasmError
+from ..errors import HandshakeError, HandshakeTimeoutError, NegotiationError, PeerIdMismatchError, PywasmError
+from ..interfaces import is_upgraded
 from ..protocols.multistream import negotiate_inbound, negotiate_outbound
 from .config import HostConfig
 from .connection import Connection, Direction, with_leftover
@@ -60,10 +61,37 @@ class Upgrader:
     async def upgrade_outbound(self, raw: "RawConnection", remote_peer: "PeerId | None") -> Connection:
         """Dialer side; checks the authenticated peer is ``remote_peer`` when given
         (:class:`~pywasm.errors.PeerIdMismatchError` otherwise)."""
+        if is_upgraded(raw):
+            return await self._adopt(raw, remote_peer, Direction.OUTBOUND)
         return await self._guard(raw, self._outbound(raw, remote_peer))
 
     async def upgrade_inbound(self, raw: "RawConnection") -> Connection:
+        if is_upgraded(raw):
+            return await self._adopt(raw, None, Direction.INBOUND)
         return await self._guard(raw, self._inbound(raw))
+
+    async def _adopt(self, up: Any, remote_peer: "PeerId | None", direction: Direction) -> Connection:
+        """Wrap a connection the transport secured and multiplexed itself (QUIC, WebTransport).
+
+        The transport checks the peer id during its handshake; checking again here keeps
+        a transport bug from handing us the wrong peer.
+        """
+        if remote_peer is not None and up.remote_peer != remote_peer:
+            try:
+                await up.muxed.close()
+            except Exception:  # noqa: BLE001 - the mismatch is the error to report
+                pass
+            raise PeerIdMismatchError(f"dialed {remote_peer} but the transport authenticated {up.remote_peer}")
+        return Connection(
+            up,
+            up.muxed,
+            security_protocol=up.security_protocol,
+            muxer_protocol=up.muxer_protocol,
+            direction=direction,
+            remote_addr=getattr(up, "remote_addr", None),
+            local_addr=getattr(up, "local_addr", None),
+            stream_negotiation_timeout=self.config.stream_negotiation_timeout,
+        )
 
     async def _guard(self, raw: "RawConnection", coro: Awaitable[Connection]) -> Connection:
         try:
