@@ -105,6 +105,11 @@ class ConnectionClosedError(PywasmError):
     """The underlying connection is gone."""
 
 
+class LimitedConnectionError(PywasmError):
+    """A stream was asked on a limited (relayed) connection by a protocol that did not
+    opt in to run there; dial the peer directly or pass ``allow_limited=True``."""
+
+
 class TransportError(PywasmError):
     """A transport could not dial or listen."""
 

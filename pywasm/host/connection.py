@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from ..errors import (
     ConnectionClosedError,
+    LimitedConnectionError,
     PywasmError,
 )
 from ..protocols.multistream import negotiate_outbound
@@ -161,8 +162,12 @@ class Connection:
         remote_addr: "Multiaddr | None",
         local_addr: "Multiaddr | None",
         stream_negotiation_timeout: float = DEFAULT_STREAM_NEGOTIATION_TIMEOUT,
+        limited: bool = False,
     ) -> None:
         self.secure = secure
+        # a relayed connection whose data/time budget the relay caps: only protocols that
+        # opt in (identify, DCUtR, ...) open or answer streams on it
+        self.limited = limited
         self.muxed = muxed
         self.security_protocol = security_protocol
         self.muxer_protocol = muxer_protocol
@@ -184,7 +189,7 @@ class Connection:
     def __repr__(self) -> str:
         return (
             f"<Connection {self.direction} peer={self.remote_peer} addr={self.remote_addr} "
-            f"{self.security_protocol} {self.muxer_protocol}>"
+            f"{self.security_protocol} {self.muxer_protocol}{' limited' if self.limited else ''}>"
         )
 
     @property
@@ -199,10 +204,20 @@ class Connection:
     async def wait_closed(self) -> None:
         await self._closed_event.wait()
 
-    async def new_stream(self, protocols: Sequence[str], timeout: float | None = None) -> HostStream:
-        """Open a stream and agree on one of ``protocols`` (in order of preference)."""
+    async def new_stream(
+        self, protocols: Sequence[str], timeout: float | None = None, *, allow_limited: bool = False
+    ) -> HostStream:
+        """Open a stream and agree on one of ``protocols`` (in order of preference).
+
+        On a limited connection this needs ``allow_limited=True``
+        (:class:`~pywasm.errors.LimitedConnectionError` otherwise)."""
         if isinstance(protocols, str):
             protocols = [protocols]
+        if self.limited and not allow_limited:
+            raise LimitedConnectionError(
+                f"connection to {self.remote_peer} is limited (relayed); "
+                f"{', '.join(protocols)} did not opt in to run on it"
+            )
         if self.is_closed:
             raise ConnectionClosedError(f"connection to {self.remote_peer} is closed")
         ms = await self.muxed.open_stream()

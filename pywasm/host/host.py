@@ -253,9 +253,10 @@ class Host:
         return [self._with_id(a) for a in self.listen_addrs()]
 
     # ------------------------------------------------------------------ handlers
-    def set_stream_handler(self, protocol: str, handler: StreamHandler) -> None:
-        """Answer inbound streams for ``protocol`` with ``async handler(stream, conn)``."""
-        self.registry.set(protocol, handler)
+    def set_stream_handler(self, protocol: str, handler: StreamHandler, *, allow_limited: bool = False) -> None:
+        """Answer inbound streams for ``protocol`` with ``async handler(stream, conn)``;
+        ``allow_limited`` also answers them on limited (relayed) connections."""
+        self.registry.set(protocol, handler, allow_limited=allow_limited)
 
     def remove_stream_handler(self, protocol: str) -> None:
         self.registry.remove(protocol)
@@ -404,7 +405,8 @@ class Host:
         try:
             try:
                 proto, reader = await negotiate_inbound(
-                    ms, self.registry.protocols(), timeout=self.config.stream_negotiation_timeout
+                    ms, self.registry.protocols(limited=conn.limited),
+                    timeout=self.config.stream_negotiation_timeout,
                 )
             except PywasmError as exc:
                 log.debug("inbound stream from %s: negotiation failed: %s", conn.remote_peer, _one_line(exc))
@@ -462,6 +464,10 @@ class Host:
 
     def _best_connection(self, peer: PeerId) -> Connection | None:
         conns = self.connections_to(peer)
+        # a direct connection beats a relayed (limited) one
+        for conn in conns:
+            if not conn.limited:
+                return conn
         return conns[0] if conns else None
 
     async def _dedup(self, key: Any, make: Any) -> Connection:
@@ -545,14 +551,20 @@ class Host:
 
     # ------------------------------------------------------------------ streams
     async def new_stream(
-        self, target: Any, protocols: Sequence[str] | str, *, timeout: float | None = None
+        self,
+        target: Any,
+        protocols: Sequence[str] | str,
+        *,
+        timeout: float | None = None,
+        allow_limited: bool = False,
     ) -> HostStream:
         """Open a stream to ``target`` and agree on one of ``protocols``;
-        ``stream.protocol`` says which."""
+        ``stream.protocol`` says which. Limited (relayed) connections are used only with
+        ``allow_limited``."""
         if isinstance(protocols, str):
             protocols = [protocols]
         conn = await self.dial(target)
-        return await conn.new_stream(protocols, timeout)
+        return await conn.new_stream(protocols, timeout, allow_limited=allow_limited)
 
     # ------------------------------------------------------------------ shutdown
     @property

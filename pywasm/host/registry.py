@@ -21,11 +21,15 @@ class HandlerRegistry:
 
     def __init__(self, max_handlers: int = DEFAULT_MAX_HANDLERS) -> None:
         self._handlers: dict[str, StreamHandler] = {}
+        # protocols that also run on limited (relayed) connections
+        self._limited_ok: set[str] = set()
         self._max = max_handlers
         # called after every change (identify-push subscribes through the host)
         self.on_change: Callable[[], None] | None = None
 
-    def set(self, protocol: str, handler: StreamHandler) -> None:
+    def set(self, protocol: str, handler: StreamHandler, *, allow_limited: bool = False) -> None:
+        """Register ``handler``; ``allow_limited`` lets it run on limited (relayed)
+        connections too, whose data and time budget a relay caps."""
         if not isinstance(protocol, str) or not protocol or "\n" in protocol:
             raise ConfigError(f"invalid protocol id {protocol!r}: a non-empty line of text is required")
         if len(protocol.encode("utf-8")) > MAX_PROTOCOL_LEN:
@@ -36,19 +40,27 @@ class HandlerRegistry:
             raise ConfigError(f"too many protocol handlers (limit {self._max})")
         changed = protocol not in self._handlers
         self._handlers[protocol] = handler
+        if allow_limited:
+            self._limited_ok.add(protocol)
+        else:
+            self._limited_ok.discard(protocol)
         if changed:
             self._changed()
 
     def remove(self, protocol: str) -> bool:
         if self._handlers.pop(protocol, None) is None:
             return False
+        self._limited_ok.discard(protocol)
         self._changed()
         return True
 
     def get(self, protocol: str) -> StreamHandler | None:
         return self._handlers.get(protocol)
 
-    def protocols(self) -> list[str]:
+    def protocols(self, *, limited: bool = False) -> list[str]:
+        """Registered protocol ids; with ``limited``, only those allowed on limited connections."""
+        if limited:
+            return [p for p in self._handlers if p in self._limited_ok]
         return list(self._handlers)
 
     def __contains__(self, protocol: object) -> bool:

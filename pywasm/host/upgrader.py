@@ -91,6 +91,7 @@ class Upgrader:
             remote_addr=getattr(up, "remote_addr", None),
             local_addr=getattr(up, "local_addr", None),
             stream_negotiation_timeout=self.config.stream_negotiation_timeout,
+            limited=bool(getattr(up, "limited", False)),
         )
 
     async def _guard(self, raw: "RawConnection", coro: Awaitable[Connection]) -> Connection:
@@ -167,6 +168,8 @@ class Upgrader:
             remote_addr=getattr(raw, "remote_addr", None),
             local_addr=getattr(raw, "local_addr", None),
             stream_negotiation_timeout=self.config.stream_negotiation_timeout,
+            # relayed raw connections (circuit relay) say so with a ``limited`` attribute
+            limited=bool(getattr(raw, "limited", False)),
         )
 
 

@@ -42,6 +42,8 @@ class Service:
     name: ClassVar[str] = "service"
     #: protocol ids answered on inbound streams
     protocols: tuple[str, ...] = ()
+    #: answer on limited (relayed) connections too (identify, DCUtR: yes; bulk data: no)
+    allow_limited: ClassVar[bool] = False
     max_inbound_streams: int = DEFAULT_MAX_INBOUND_STREAMS
     max_background_tasks: int = DEFAULT_MAX_BACKGROUND_TASKS
 
@@ -62,7 +64,7 @@ class Service:
     def attach(self, host: "Host") -> None:
         self._host = host
         for proto in self.protocols:
-            host.set_stream_handler(proto, self._dispatch)
+            host.set_stream_handler(proto, self._dispatch, allow_limited=self.allow_limited)
 
     async def start(self) -> None:
         """Called once the host listens; override to start timers etc."""

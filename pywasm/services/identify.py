@@ -126,6 +126,8 @@ def to_info(msg: IdentifyPB, conn: "Connection") -> IdentifyInfo:
 class IdentifyService(Service):
     name = "identify"
     protocols = (IDENTIFY, IDENTIFY_PUSH)
+    # small and needed to upgrade a relayed connection (DCUtR learns addresses from it)
+    allow_limited = True
 
     def __init__(
         self,
@@ -185,7 +187,7 @@ class IdentifyService(Service):
         limit = timeout if timeout is not None else self.timeout
 
         async def run() -> IdentifyInfo:
-            stream = await conn.new_stream([IDENTIFY], timeout=limit)
+            stream = await conn.new_stream([IDENTIFY], timeout=limit, allow_limited=True)
             try:
                 msg = await read_identify(stream)
             except BaseException:
@@ -297,7 +299,7 @@ class IdentifyService(Service):
         """Send our current identify message to ``conn``'s peer over identify-push."""
 
         async def run() -> None:
-            stream = await conn.new_stream([IDENTIFY_PUSH], timeout=self.timeout)
+            stream = await conn.new_stream([IDENTIFY_PUSH], timeout=self.timeout, allow_limited=True)
             try:
                 await stream.write(encode_lp(self._message(conn).encode()))
             except BaseException:
