@@ -115,15 +115,14 @@ class Host:
         if security is None:
             from ..security.noise import NoiseSecurity
 
-            # offering our muxers in the Noise handshake saves a round trip when the
-            # remote does the same (go-libp2p, rust-libp2p)
-            security = [
-                NoiseSecurity(
-                    key,
-                    [m.protocol_id for m in self.muxers],
-                    handshake_timeout=self.config.security_timeout,
-                )
-            ]
+            ids = [m.protocol_id for m in self.muxers]
+            # offering our muxers in the Noise handshake / TLS ALPN saves a round trip when
+            # the remote does the same (go-libp2p, rust-libp2p, js over TLS)
+            security = [NoiseSecurity(key, ids, handshake_timeout=self.config.security_timeout)]
+            if not _is_browser():
+                from ..security.tls import TLSSecurity  # pyOpenSSL: native only
+
+                security.append(TLSSecurity(key, ids, handshake_timeout=self.config.security_timeout))
         self.security = list(security)
         self.transports: list[Transport] = list(transports) if transports is not None else default_transports()
         self.upgrader = Upgrader(self.security, self.muxers, self.config)

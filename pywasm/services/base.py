@@ -117,6 +117,9 @@ class Service:
         task = asyncio.get_running_loop().create_task(self._guarded(coro, what))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        # a task cancelled before its first step never awaits ``coro``: close it, or
+        # Python warns "coroutine ... was never awaited" (closing a finished one is a no-op)
+        task.add_done_callback(lambda t: coro.close() if t.cancelled() else None)
         return task
 
     async def _guarded(self, coro: Coroutine[Any, Any, Any], what: str) -> Any:

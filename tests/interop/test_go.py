@@ -72,7 +72,7 @@ async def test_go_dials_pywasm(peers: PeerSet) -> None:
         conn = await bounded(host.dial(go_id), 30)
         assert str(conn.direction) == "inbound", f"expected go's own connection, got {conn!r}"
         assert key_type_name(conn.remote_public_key) == "RSA", "Noise handshake must carry go's RSA key"
-        assert conn.security_protocol == NOISE  # go offered /tls/1.0.0 first; pywasm declined
+        assert conn.security_protocol == NOISE  # both offered; kubo 0.22 prefers Noise
         assert conn.muxer_protocol == MUXER_IDS["yamux"]
         info = await identify_remote(host, conn)
         assert info["agent"].startswith("kubo/"), info

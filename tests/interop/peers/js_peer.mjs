@@ -3,6 +3,7 @@
 // Run with (Node 20):  node --import ./polyfill.mjs --experimental-websocket js_peer.mjs ...
 //
 //   listen [--listen MA]... [--muxer yamux|mplex|both] [--key-type ed25519|rsa|secp256k1]
+//          [--security noise|tls|both]
 //          [--stdin-lifeline] [--echo-protocol P (echo also served under P, e.g. /x/echo)]
 //       Prints each listen multiaddr (ending in /p2p/<id>) on its own stdout line, then
 //       "ready". Afterwards it prints one JSON object per line for every event worth
@@ -21,6 +22,7 @@
 
 import { randomBytes } from 'node:crypto'
 import { noise } from '@chainsafe/libp2p-noise'
+import { tls } from '@libp2p/tls'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { generateKeyPair, publicKeyFromProtobuf } from '@libp2p/crypto/keys'
 import { echo } from '@libp2p/echo'
@@ -44,6 +46,7 @@ function parseArgs (argv) {
     listen: [],
     muxer: 'both',
     keyType: 'ed25519',
+    security: 'noise',
     echoBytes: 1024 * 1024,
     perfUp: null,
     perfDown: null,
@@ -69,6 +72,7 @@ function parseArgs (argv) {
       case '--listen': opts.listen.push(next()); break
       case '--muxer': opts.muxer = next(); break
       case '--key-type': opts.keyType = next().toLowerCase(); break
+      case '--security': opts.security = next(); break
       case '--echo-bytes': opts.echoBytes = Number(next()); break
       case '--perf-up': opts.perfUp = Number(next()); break
       case '--perf-down': opts.perfDown = Number(next()); break
@@ -89,6 +93,16 @@ function parseArgs (argv) {
   if (opts.mode === 'dial' && opts.target == null) throw new Error('dial needs a multiaddr')
   if (opts.mode === 'listen' && opts.listen.length === 0) opts.listen.push('/ip4/127.0.0.1/tcp/0')
   return opts
+}
+
+function encrypters (name) {
+  // --security noise|tls|both (both: noise preferred, as pywasm offers them)
+  switch (name) {
+    case 'noise': return [noise()]
+    case 'tls': return [tls()]
+    case 'both': return [noise(), tls()]
+    default: throw new Error(`unknown security ${name}`)
+  }
 }
 
 function muxers (name) {
@@ -256,7 +270,7 @@ async function makeNode (opts, listen) {
     privateKey: await privateKey(opts.keyType),
     addresses: { listen },
     transports: [tcp(), webSockets()],
-    connectionEncrypters: [noise()],
+    connectionEncrypters: encrypters(opts.security),
     streamMuxers: muxers(opts.muxer),
     // Loopback dials must be allowed; Node's default gater already does, this makes it
     // explicit (a browser build would deny private addresses otherwise).

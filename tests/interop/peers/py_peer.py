@@ -10,8 +10,8 @@ Same contract as js_peer.mjs: ``listen`` prints its multiaddrs (with /p2p/) one 
 then ``ready``, then one JSON object per line per event; ``dial`` prints one JSON result
 line and exits 0, or ``{"ok": false, "error": ...}`` and exits 1.
 
-Security is Noise only, transport TCP only. Served protocols: identify and ping (py-libp2p
-defaults), /echo/1.0.0 (written here: py-libp2p ships no echo service) and /perf/1.0.0
+Security is Noise (default) or TLS (``--security tls|both``), transport TCP only. Served
+protocols: identify and ping (py-libp2p defaults), /echo/1.0.0 (written here: py-libp2p ships no echo service) and /perf/1.0.0
 (py-libp2p's own PerfService).
 """
 
@@ -82,11 +82,17 @@ def muxer_options(name: str) -> dict:
 
 def build_host(args: argparse.Namespace, listen: list[str]):
     key_pair = make_key_pair(args.key_type)
-    sec = {
-        TProtocol(NOISE_PROTOCOL_ID): NoiseTransport(
+    sec = {}
+    if args.security in ("noise", "both"):
+        sec[TProtocol(NOISE_PROTOCOL_ID)] = NoiseTransport(
             key_pair, noise_privkey=new_x25519().private_key
         )
-    }
+    if args.security in ("tls", "both"):
+        # imported here: only --security tls needs py-libp2p's TLS module
+        from libp2p.security.tls.transport import PROTOCOL_ID as TLS_PROTOCOL_ID
+        from libp2p.security.tls.transport import TLSTransport
+
+        sec[TProtocol(TLS_PROTOCOL_ID)] = TLSTransport(key_pair)
     return new_host(
         key_pair=key_pair,
         muxer_opt=muxer_options(args.muxer),
@@ -311,6 +317,7 @@ def main() -> None:
     p.add_argument("target", nargs="?")
     p.add_argument("--listen", action="append", default=[])
     p.add_argument("--muxer", default="both", choices=["yamux", "mplex", "both"])
+    p.add_argument("--security", default="noise", choices=["noise", "tls", "both"])
     p.add_argument("--key-type", default="ed25519", choices=["ed25519", "rsa", "secp256k1"])
     p.add_argument("--echo-bytes", type=int, default=1024 * 1024)
     p.add_argument("--perf-up", type=int)
