@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         type=_multiaddr,
         metavar="MADDR",
-        help="address to listen on (repeatable); default /ip4/127.0.0.1/tcp/0 and /ip4/127.0.0.1/tcp/0/ws",
+        help="address to listen on (repeatable); default /ip4/127.0.0.1/tcp/0, /ip4/127.0.0.1/tcp/0/ws and /ip4/127.0.0.1/udp/0/quic-v1",
     )
     p.add_argument("--key", metavar="FILE", help="identity key file (created when missing); default: a fresh key")
     p.add_argument("-v", "--verbose", action="count", default=0, dest="sub_verbose", help=argparse.SUPPRESS)

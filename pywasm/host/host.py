@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pywasm.host")
 
-DEFAULT_NATIVE_LISTEN = ("/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/tcp/0/ws")
+DEFAULT_NATIVE_LISTEN = ("/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/tcp/0/ws", "/ip4/127.0.0.1/udp/0/quic-v1")
 
 
 
@@ -519,11 +519,14 @@ class Host:
         transport = next((t for t in self.transports if t.can_dial(transport_addr)), None)
         if transport is None:
             raise DialError(f"cannot dial {ma}: no transport for this address")
+        # a self-securing transport (QUIC, WebTransport, circuit) gets the whole address
+        # so its handshake can reject a wrong /p2p id itself, as go does
+        dial_target = ma if callable(getattr(transport, "bind", None)) else transport_addr
         limit = timeout if timeout is not None else self.config.dial_timeout
         self._pending_upgrades += 1
         try:
             try:
-                conn = await asyncio.wait_for(self._connect(transport, transport_addr, peer), limit)
+                conn = await asyncio.wait_for(self._connect(transport, dial_target, peer), limit)
             except PeerIdMismatchError as exc:
                 raise DialError(f"cannot dial {ma}: wrong peer: {_one_line(exc)}") from None
             except PywasmError as exc:

@@ -1,6 +1,6 @@
 """Transports: byte pipes between peers, before any security or multiplexing.
 
-``tcp`` and ``websocket`` are native-only (asyncio sockets, the ``websockets`` package);
+``tcp``, ``websocket`` and ``quic`` are native-only (asyncio sockets, ``websockets``, ``aioquic``);
 ``memory`` runs everywhere. Nothing native is imported here: importing
 ``pywasm.transports`` inside Pyodide must stay free of socket servers and ``websockets``,
 so the native transports are loaded only when :func:`default_native_transports` (or their
@@ -16,11 +16,12 @@ if TYPE_CHECKING:
 
 
 def default_native_transports() -> list["Transport"]:
-    """The transports a native node dials and listens with: TCP and WebSocket."""
+    """The transports a native node dials and listens with: TCP, WebSocket, QUIC-v1."""
+    from .quic import QuicTransport  # aioquic: native only
     from .tcp import TCPTransport
     from .websocket import WebSocketTransport
 
-    return [TCPTransport(), WebSocketTransport()]
+    return [TCPTransport(), WebSocketTransport(), QuicTransport()]
 
 
 __all__ = ["default_native_transports"]

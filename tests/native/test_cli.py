@@ -67,14 +67,16 @@ def _check_addr(addr: str) -> str:
 
 def test_listen_ping_perf_and_sigterm(listener: "type[Listener]") -> None:
     lst = listener()
-    addrs = lst.addrs(2)
+    addrs = lst.addrs(3)
     peers = {_check_addr(a) for a in addrs}
     assert len(peers) == 1
-    tcp = next(a for a in addrs if "/ws/" not in a)
+    tcp = next(a for a in addrs if "/tcp/" in a and "/ws/" not in a)
     ws = next(a for a in addrs if "/ws/" in a)
+    quic = next(a for a in addrs if "/quic-v1/" in a)
     assert tcp.startswith("/ip4/127.0.0.1/tcp/") and ws.startswith("/ip4/127.0.0.1/tcp/")
+    assert quic.startswith("/ip4/127.0.0.1/udp/")
 
-    for addr, count in ((tcp, 3), (ws, 2)):
+    for addr, count in ((tcp, 3), (ws, 2), (quic, 2)):
         res = run_cli("ping", addr, "--count", str(count))
         assert res.returncode == 0, res.stderr
         lines = res.stdout.splitlines()
@@ -132,7 +134,7 @@ def test_bad_flags_exit_2_with_one_line(tmp_path: Path) -> None:
         ["ping", "/ip4/127.0.0.1/tcp/1", "--count", "0"],
         ["perf", "/ip4/127.0.0.1/tcp/1", "--upload", "x", "--download", "1"],
         ["perf", "/ip4/127.0.0.1/tcp/1", "--upload", "1"],
-        ["listen", "--listen", "/ip4/127.0.0.1/udp/1/quic-v1"],
+        ["listen", "--listen", "/ip4/127.0.0.1/sctp/1"],
         ["listen", "--bogus"],
         ["id", "--key", str(corrupt)],
     ]

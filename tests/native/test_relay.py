@@ -230,7 +230,7 @@ def test_missing_site_and_bad_flags_exit_2(site: Path, tmp_path: Path) -> None:
         ["--http", "127.0.0.1:99999"],
         ["--http", "example.com:80"],
         ["--listen", "/nope/1"],
-        ["--listen", "/ip4/127.0.0.1/udp/1/quic-v1"],
+        ["--listen", "/ip4/127.0.0.1/sctp/1"],
     ]
     for args in cases:
         res = _run(*args, "--site", str(site), "--data-dir", str(tmp_path / "d"))
