@@ -455,7 +455,9 @@ class Host:
                 except PywasmError as exc:
                     raise DialError(f"invalid peer id in {ma}: {_one_line(exc)}") from None
                 existing = self._best_connection(peer)
-                if existing is not None:
+                # a limited (relayed) connection does not answer a dial to a direct
+                # address: that dial is how DCUtR and apps get off the relay
+                if existing is not None and (not existing.limited or ma.has_protocol("p2p-circuit")):
                     return existing
             key = peer if peer is not None else ma
             return await self._dedup(key, lambda: self._dial_addr(ma, peer, timeout))

@@ -98,3 +98,22 @@ async def test_direct_connection_is_preferred_over_limited() -> None:
     finally:
         await a.stop()
         await b.stop()
+
+
+async def test_dial_to_a_direct_address_does_not_return_the_limited_connection() -> None:
+    a = await _host(LimitedMemoryTransport())
+    key = await PrivateKey.generate(KeyType.Ed25519)
+    b = await Host.create(key=key, listen=["/memory/0"], transports=[MemoryTransport()])
+    try:
+        relayed = await asyncio.wait_for(a.dial(b.addrs()[0]), TIMEOUT)
+        assert relayed.limited
+        a.transports.insert(0, MemoryTransport())
+        # same /p2p id, but the caller asks for this (direct) address: a new connection
+        direct = await asyncio.wait_for(a.dial(b.addrs()[0]), TIMEOUT)
+        assert direct is not relayed and not direct.limited
+        # and from now on, by id or address, the direct one
+        assert (await a.dial(b.peer_id)) is direct
+        assert (await a.dial(b.addrs()[0])) is direct
+    finally:
+        await a.stop()
+        await b.stop()
