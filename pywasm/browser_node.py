@@ -191,9 +191,16 @@ async def create(
     extra: dict[str, Any] = {"agent_version": agent_version} if agent_version else {}
     cfg = HostConfig(dial_timeout=float(dial_timeout), **extra)
     more: dict[str, Any] = {"muxers": muxer_factories} if muxer_factories is not None else {}
+    from .services import default_services
+    from .services.relay_client import RelayClientService
+    from .transports.circuit import CircuitTransport
+
     host = await Host.create(
         listen=[],
-        transports=[BrowserWebSocketTransport(dial_timeout=float(dial_timeout))],
+        transports=[BrowserWebSocketTransport(dial_timeout=float(dial_timeout)), CircuitTransport(hop_timeout=float(dial_timeout))],
+        # circuit relay v2 client: reserve on a relay (host.listen("<relay>/p2p-circuit")),
+        # accept relayed connections (stop), dial /p2p-circuit addresses
+        services=[*default_services(), RelayClientService(hop_timeout=float(dial_timeout))],
         config=cfg,
         **more,
     )

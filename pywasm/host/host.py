@@ -263,6 +263,11 @@ class Host:
     def protocols(self) -> list[str]:
         return self.registry.protocols()
 
+    def notify_local_change(self) -> None:
+        """Tell the services our listen addresses or protocols changed (for transports
+        whose addresses come and go, like circuit relay reservations)."""
+        self._local_changed()
+
     def _local_changed(self) -> None:
         if not self._started or self._stopping:
             return
@@ -517,13 +522,17 @@ class Host:
             raise DialError("cannot dial ourselves")
         if self._connection_count() >= self.config.max_connections:
             raise DialError(f"cannot dial {ma}: connection limit of {self.config.max_connections} reached")
-        transport_addr = ma.without_peer_id() if peer is not None else ma
+        # only a trailing /p2p/<id> is the peer's: in .../p2p/<relay>/p2p-circuit it is the relay's
+        transport_addr = ma.without_peer_id() if peer is not None and ma.protocols()[-1:] == ["p2p"] else ma
         transport = next((t for t in self.transports if t.can_dial(transport_addr)), None)
         if transport is None:
             raise DialError(f"cannot dial {ma}: no transport for this address")
         # a self-securing transport (QUIC, WebTransport, circuit) gets the whole address
         # so its handshake can reject a wrong /p2p id itself, as go does
         dial_target = ma if callable(getattr(transport, "bind", None)) else transport_addr
+        # a relayed address (from the peerstore) lacks its target: the circuit transport needs it
+        if peer is not None and dial_target.protocols()[-1:] == ["p2p-circuit"]:
+            dial_target = dial_target.encapsulate(f"/p2p/{peer}")
         limit = timeout if timeout is not None else self.config.dial_timeout
         self._pending_upgrades += 1
         try:

@@ -101,8 +101,9 @@ class Peerstore:
         rec = self._record(peer)
         for addr in addrs:
             ma = addr if isinstance(addr, Multiaddr) else Multiaddr(addr)
-            # store transport addresses only: the peer id is the key already
-            if ma.peer_id() is not None:
+            # store transport addresses only: the peer id is the key already. Only a
+            # trailing /p2p/<id> goes: in .../p2p/<relay>/p2p-circuit the id is the relay's
+            if ma.protocols()[-1:] == ["p2p"]:
                 ma = ma.without_peer_id()
             if not ma or ma in rec.addrs:
                 continue

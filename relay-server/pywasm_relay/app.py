@@ -34,6 +34,7 @@ from pywasm.cli import (
 )
 
 from .http import StaticServer
+from .relay_flags import add_relay_flags, relay_services
 
 PROG = "pywasm-relay"
 DEFAULT_LISTEN = ("/ip4/127.0.0.1/tcp/4001", "/ip4/127.0.0.1/tcp/4002/ws")
@@ -85,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="site directory (default .cache/site, built by scripts/build_site.sh)")
     p.add_argument("--data-dir", default=str(root / ".cache" / "relay"), metavar="DIR",
                    help=f"state directory; the identity key is DIR/{KEY_FILE_NAME} (default .cache/relay)")
+    add_relay_flags(p)
     p.add_argument("-v", "--verbose", action="count", default=0, help="more logging on stderr (-vv: debug)")
     return p
 
@@ -120,11 +122,25 @@ async def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _relay_services(listen: list[Any]) -> list[Any]:
+    """Default services plus the AutoNAT v2 server (browsers and nodes ask it whether
+    their addresses are reachable). A relay listening only on private/loopback addresses
+    is a test or LAN deployment: it may then dial private addresses back."""
+    from pywasm.protocols.autonat_v2_pb import ip_of, is_public_ip
+    from pywasm.services import default_services
+    from pywasm.services.autonat_v2 import AutoNATv2Service
+
+    public = any((ip := ip_of(ma)) is not None and is_public_ip(ip) for ma in listen)
+    # the relay answers AutoNAT requests instead of asking them
+    base = [svc for svc in default_services() if svc.name != AutoNATv2Service.name]
+    return [*base, AutoNATv2Service(client=False, allow_private=not public)]
+
+
 async def _serve(args: argparse.Namespace, site: str, key: Any, listen: list[Any], transports: list[Any],
                  stop: _StopSignals) -> None:
     from pywasm.host import Host
 
-    host = await Host.create(key=key, listen=listen, transports=transports)
+    host = await Host.create(key=key, listen=listen, transports=transports, services=[*_relay_services(listen), *relay_services(args)])
     http = StaticServer(site, {"/relay.json": lambda: relay_info(host)})
     try:
         http_host, http_port = args.http

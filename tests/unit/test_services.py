@@ -326,9 +326,10 @@ async def test_service_lifecycle_events_and_limit() -> None:
 
 def test_default_services() -> None:
     names = [s.name for s in default_services()]
-    assert names == ["identify", "ping", "echo", "perf"]
+    assert names == ["identify", "ping", "echo", "perf", "dcutr", "autonat"]
     protos = [p for s in default_services() for p in s.protocols]
-    assert protos == [IDENTIFY, IDENTIFY_PUSH, PING, ECHO, PERF]
+    # the AutoNAT v2 client answers only dial-backs; serving dial requests is the relay's job
+    assert protos == [IDENTIFY, IDENTIFY_PUSH, PING, ECHO, PERF, "/libp2p/dcutr", "/libp2p/autonat/2/dial-back"]
 
 
 async def test_run_together() -> None:
