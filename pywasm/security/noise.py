@@ -1,8 +1,9 @@
 """noise-libp2p over a raw connection: :class:`NoiseSecurity` and :class:`NoiseConnection`.
 
-The handshake (``/noise``, XX, empty prologue) runs over the raw connection with the
-2-byte length framing; the resulting :class:`NoiseConnection` is a
-:class:`~pywasm.streams.Stream` that encrypts writes and decrypts reads.
+The handshake (``/noise``, XX; empty prologue unless the caller gives one, as WebRTC
+does) runs over the raw connection with the 2-byte length framing; the resulting
+:class:`NoiseConnection` is a :class:`~pywasm.streams.Stream` that encrypts writes and
+decrypts reads.
 
 Performance notes (the hot path is bulk transfer through a muxer):
 
@@ -312,17 +313,23 @@ class NoiseSecurity:
         remote_peer: "PeerId | None",
         *,
         reader: BufferedReader | None = None,
+        prologue: bytes = b"",
     ) -> NoiseConnection:
         """Handshake as initiator; :class:`PeerIdMismatchError` if the remote is not
         ``remote_peer``. ``reader`` carries bytes already read from ``conn`` (e.g. by
-        multistream-select)."""
-        return await self._run(conn, True, remote_peer, reader)
+        multistream-select). ``prologue``: the Noise prologue both sides must agree on
+        (empty for noise-libp2p; WebRTC binds the DTLS fingerprints with it)."""
+        return await self._run(conn, True, remote_peer, reader, prologue)
 
     async def secure_inbound(
-        self, conn: "RawConnection", *, reader: BufferedReader | None = None
+        self,
+        conn: "RawConnection",
+        *,
+        reader: BufferedReader | None = None,
+        prologue: bytes = b"",
     ) -> NoiseConnection:
         """Handshake as responder (the remote's identity is learnt, not checked)."""
-        return await self._run(conn, False, None, reader)
+        return await self._run(conn, False, None, reader, prologue)
 
     async def _run(
         self,
@@ -330,8 +337,9 @@ class NoiseSecurity:
         initiator: bool,
         remote_peer: "PeerId | None",
         reader: BufferedReader | None,
+        prologue: bytes = b"",
     ) -> NoiseConnection:
-        coro = self._handshake(conn, initiator, remote_peer, reader)
+        coro = self._handshake(conn, initiator, remote_peer, reader, prologue)
         try:
             if self.handshake_timeout is None:
                 return await coro
@@ -355,12 +363,13 @@ class NoiseSecurity:
         initiator: bool,
         remote_peer: "PeerId | None",
         reader: BufferedReader | None,
+        prologue: bytes = b"",
     ) -> NoiseConnection:
         backend = self.backend
         s_priv, s_pub, signature = await self._static_key()
         if reader is None:
             reader = BufferedReader(conn)
-        hs = HandshakeState(initiator, s_priv, s_pub, backend=backend)
+        hs = HandshakeState(initiator, s_priv, s_pub, prologue=bytes(prologue), backend=backend)
         if initiator:
             # -> e  (no payload: message 1 has no secrecy)
             await conn.write(_frame(await hs.write_message(b"")))
