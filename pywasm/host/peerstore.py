@@ -35,6 +35,11 @@ class PeerRecord:
     protocol_version: str | None = None
     # what the peer told us it sees as our address
     observed_addr: Multiaddr | None = None
+    # the newest verified signed peer record (RFC 0003 envelope bytes), its sequence
+    # number and addresses: the certified source other protocols (PX, DHT) pass on
+    signed_record: bytes | None = None
+    signed_record_seq: int = -1
+    certified_addrs: list[Multiaddr] = field(default_factory=list)
 
 
 class Peerstore:
@@ -95,6 +100,35 @@ class Peerstore:
             self._protected.pop(peer, None)
         else:
             self._protected[peer] = count
+
+    # --- signed peer records -------------------------------------------------------------
+    def set_signed_record(self, peer: PeerId, envelope: bytes, seq: int, addrs: Iterable[Multiaddr]) -> bool:
+        """Keep a peer record the caller verified (signature and signer == ``peer``).
+
+        Only a newer sequence number replaces the stored one (RFC 0003); its addresses
+        are added to the address book first. Returns whether it was stored.
+        """
+        rec = self._record(peer)
+        if seq <= rec.signed_record_seq:
+            return False
+        certified = list(addrs)[: self.max_addrs_per_peer]
+        rec.signed_record = bytes(envelope)
+        rec.signed_record_seq = seq
+        rec.certified_addrs = certified
+        # certified addresses go first: they are the ones the peer vouches for
+        rest = [a for a in rec.addrs if a not in certified]
+        rec.addrs = {}
+        self.add_addrs(peer, [*certified, *rest])
+        return True
+
+    def signed_record(self, peer: PeerId) -> bytes | None:
+        """The newest verified signed peer record of ``peer`` (envelope bytes), if any."""
+        rec = self._peers.get(peer)
+        return rec.signed_record if rec is not None else None
+
+    def certified_addrs(self, peer: PeerId) -> list[Multiaddr]:
+        rec = self._peers.get(peer)
+        return list(rec.certified_addrs) if rec is not None else []
 
     # --- addresses -------------------------------------------------------------------------
     def add_addrs(self, peer: PeerId, addrs: Iterable[Multiaddr | str]) -> None:

@@ -494,16 +494,8 @@ class GossipsubService(Service):
 
     # ------------------------------------------------------------------ peer exchange
     def _peer_record(self, peer: PeerId) -> bytes | None:
-        """A signed peer record the peer gave us through identify, for PX."""
-        identify = self.host.services.get("identify")
-        results = getattr(identify, "_results", None)  # no public accessor by connection yet
-        if not results:
-            return None
-        for conn in self.host.connections_to(peer):
-            info = results.get(conn)
-            if info is not None and info.signed_peer_record:
-                return bytes(info.signed_peer_record)
-        return None
+        """The peer's verified signed peer record (identify keeps it in the peerstore), for PX."""
+        return self.host.peerstore.signed_record(peer)
 
     def _on_px(self, source: PeerId, infos: list[PeerInfoPB]) -> None:
         for info in infos:

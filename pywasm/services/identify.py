@@ -9,6 +9,11 @@ same message, sent by a peer whose protocols or addresses changed.
 Every new connection is identified in the background; the result goes to the peerstore
 and is available through :meth:`IdentifyService.identified`. The announced public key
 must match the authenticated peer id, or the answer is rejected.
+
+Signed peer records (RFC 0003): we send one for our listen addresses (re-signed only
+when they change), and a received one is kept in the peerstore as the peer's certified
+addresses only if its signature verifies and its signer is the authenticated peer;
+otherwise it is dropped (the rest of the answer still counts).
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 from .. import pb
 from ..errors import HandshakeTimeoutError, ProtocolError, PywasmError
 from ..identity import PeerId, PublicKey
+from ..identity.envelope import EnvelopeError
+from ..identity.peer_record import open_peer_record, seal_peer_record
 from ..multiformats.multiaddr import Multiaddr
 from ..streams import encode_lp
 from .base import Service
@@ -137,6 +144,7 @@ class IdentifyService(Service):
         timeout: float = DEFAULT_TIMEOUT,
         auto_identify: bool = True,
         push: bool = True,
+        signed_record: bool = True,
     ) -> None:
         super().__init__()
         self.agent_version = agent_version
@@ -144,6 +152,9 @@ class IdentifyService(Service):
         self.timeout = timeout
         self.auto_identify = auto_identify
         self.push_enabled = push
+        self.send_signed_record = signed_record
+        # our sealed record and the listen addresses it was made for
+        self._own_record: tuple[tuple[Multiaddr, ...], bytes] | None = None
         # latest answer per live connection, and the automatic identify in flight
         self._results: dict[Connection, IdentifyInfo] = {}
         self._auto: dict[Connection, asyncio.Task[Any]] = {}
@@ -152,6 +163,21 @@ class IdentifyService(Service):
         self.observed_addrs: list[Multiaddr] = []
 
     # --- our message -------------------------------------------------------------------------
+    async def _signed_record(self) -> bytes | None:
+        if not self.send_signed_record:
+            return None
+        addrs = tuple(self.host.listen_addrs())
+        cached = self._own_record
+        if cached is None or cached[0] != addrs:
+            env = await seal_peer_record(self.host.private_key, list(addrs))
+            cached = self._own_record = (addrs, env.encode())
+        return cached[1]
+
+    async def _full_message(self, conn: "Connection | None") -> IdentifyPB:
+        msg = self._message(conn)
+        msg.signed_peer_record = await self._signed_record()
+        return msg
+
     def _message(self, conn: "Connection | None") -> IdentifyPB:
         host = self.host
         observed = getattr(conn, "remote_addr", None) if conn is not None else None
@@ -169,7 +195,8 @@ class IdentifyService(Service):
         if stream.protocol == IDENTIFY_PUSH:
             await self._on_push(stream, conn)
             return
-        await asyncio.wait_for(stream.write(encode_lp(self._message(conn).encode())), self.timeout)
+        msg = await asyncio.wait_for(self._full_message(conn), self.timeout)
+        await asyncio.wait_for(stream.write(encode_lp(msg.encode())), self.timeout)
         await stream.close()
 
     async def _on_push(self, stream: "HostStream", conn: "Connection") -> None:
@@ -178,6 +205,7 @@ class IdentifyService(Service):
         except asyncio.TimeoutError:
             raise HandshakeTimeoutError(f"identify push from {conn.remote_peer} timed out") from None
         info = to_info(msg, conn)
+        await self._check_record(info, conn)
         self._store(conn, info, partial=True)
         await stream.close()
 
@@ -200,8 +228,24 @@ class IdentifyService(Service):
             info = await asyncio.wait_for(run(), limit)
         except asyncio.TimeoutError:
             raise HandshakeTimeoutError(f"identify of {conn.remote_peer} timed out after {limit:g} s") from None
+        await self._check_record(info, conn)
         self._store(conn, info, partial=False)
         return info
+
+    async def _check_record(self, info: IdentifyInfo, conn: "Connection") -> None:
+        """Verify the signed peer record in ``info``; keep it in the peerstore, or drop it."""
+        raw = info.signed_peer_record
+        if not raw:
+            return
+        try:
+            env, record = await open_peer_record(raw)
+            if record.peer_id != conn.remote_peer:
+                raise EnvelopeError(f"record is for {record.peer_id}, not the connected peer")
+        except (EnvelopeError, PywasmError) as exc:
+            log.debug("dropping the signed peer record of %s: %s", conn.remote_peer, exc)
+            info.signed_peer_record = None
+            return
+        self.host.peerstore.set_signed_record(conn.remote_peer, bytes(raw), record.seq, record.addrs)
 
     async def identified(self, conn: "Connection") -> IdentifyInfo:
         """The answer of the automatic identify of ``conn`` (waits for it; runs one if
@@ -299,9 +343,10 @@ class IdentifyService(Service):
         """Send our current identify message to ``conn``'s peer over identify-push."""
 
         async def run() -> None:
+            msg = await self._full_message(conn)
             stream = await conn.new_stream([IDENTIFY_PUSH], timeout=self.timeout, allow_limited=True)
             try:
-                await stream.write(encode_lp(self._message(conn).encode()))
+                await stream.write(encode_lp(msg.encode()))
             except BaseException:
                 await stream.reset()
                 raise

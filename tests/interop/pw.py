@@ -77,6 +77,8 @@ async def identify_remote(host: Any, conn: Any) -> dict[str, Any]:
         "agent": str(field(info, "agent_version", "agent")),
         "protocols": protocols,
         "key_type": key_type_name(field(info, "public_key", "publicKey")),
+        # a signed peer record that verified (identify drops one that does not)
+        "signed_record": bool(host.peerstore.signed_record(conn.remote_peer)),
         "raw": info,
     }
 

@@ -46,6 +46,7 @@ async def test_pywasm_dials_go(peers: PeerSet, muxer: str) -> None:
         assert conn.muxer_protocol == MUXER_IDS[muxer]
 
         info = await identify_remote(host, conn)
+        assert info["signed_record"], "go sends a signed peer record; it must verify"
         assert info["agent"].startswith("kubo/"), info
         assert "/ipfs/ping/1.0.0" in info["protocols"], info
         assert info["key_type"] == "RSA", "pywasm must have seen go's RSA key"

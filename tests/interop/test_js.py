@@ -40,7 +40,9 @@ async def test_pywasm_dials_js(peers: PeerSet, muxer: str, transport: str) -> No
         assert conn.security_protocol == NOISE
         assert conn.muxer_protocol == MUXER_IDS[muxer]
 
-        check_identify(await identify_remote(host, conn), "js-libp2p/")
+        ident = await identify_remote(host, conn)
+        check_identify(ident, "js-libp2p/")
+        assert ident["signed_record"], "js sends a signed peer record; it must verify"
 
         await ping_remote(host, conn)
         await echo_remote(host, conn, MIB)

@@ -12,6 +12,7 @@ from pywasm.host import Host
 from pywasm.identity import KeyType, PrivateKey
 from pywasm.pubsub import GossipsubConfig, GossipsubService
 from pywasm.transports.memory import MemoryTransport
+from pywasm.services.identify import IdentifyService
 
 TIMEOUT = 20.0
 
@@ -30,14 +31,18 @@ class GossipNet:
         self.rng = random.Random(seed)
         self.hosts: list[Host] = []
 
-    async def add(self, n: int = 1, config: GossipsubConfig | None = None, **kw: Any) -> list[Host]:
+    async def add(
+        self, n: int = 1, config: GossipsubConfig | None = None, *, identify: bool = False, **kw: Any
+    ) -> list[Host]:
+        """``identify`` adds the identify service (signed peer records, used by PX)."""
         out = []
         for _ in range(n):
             key = await PrivateKey.generate(KeyType.Ed25519)
             cfg = config if config is not None else GossipsubConfig()
             svc = GossipsubService(cfg, clock=self.clock, auto_heartbeat=False,
                                    rng=random.Random(self.rng.random()), **kw)
-            host = await Host.create(key=key, listen=["/memory/0"], transports=[MemoryTransport()], services=[svc])
+            services: list[Any] = [IdentifyService(), svc] if identify else [svc]
+            host = await Host.create(key=key, listen=["/memory/0"], transports=[MemoryTransport()], services=services)
             self.hosts.append(host)
             out.append(host)
         return out

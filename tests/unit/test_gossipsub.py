@@ -203,14 +203,16 @@ async def test_prune_with_px_and_backoff() -> None:
                           thresholds=ScoreThresholds(accept_px_threshold=0.0))
     net = GossipNet(seed=2)
     try:
-        hosts = await net.add(6, cfg)
+        hosts = await net.add(6, cfg, identify=True)
         hub = hosts[0]
         await net.connect_edges([(0, i) for i in range(1, 6)])
-        # the leaves know each other's addresses (as if discovered earlier) but are not connected
+        await wait_for(lambda: all(hub.peerstore.signed_record(h.peer_id) for h in hosts[1:]), TIMEOUT,
+                       "identify: signed peer records of the leaves at the hub")
+        # the leaves do not know each other: PX carries the signed peer records that
+        # identify gave the hub, and the leaves dial the addresses in them
         for x in hosts[1:]:
             for y in hosts[1:]:
-                if x is not y:
-                    x.peerstore.add_addrs(y.peer_id, y.listen_addrs())
+                assert x is y or not x.peerstore.addrs(y.peer_id)
         await net.ps(hub).subscribe(T)
         await net.settle()
         for h in hosts[1:]:  # every leaf joins and grafts the hub

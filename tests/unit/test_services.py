@@ -353,3 +353,56 @@ async def test_run_together() -> None:
     with pytest.raises(ProtocolError):
         await run_together(fails(), slow())
     assert done[-1] == "cancelled"
+
+
+# ------------------------------------------------------------------ signed peer records
+async def test_identify_exchanges_verified_signed_peer_records() -> None:
+    from pywasm.identity.peer_record import open_peer_record
+
+    async with pair() as (b, a):
+        conn = await bounded(a.dial(b.addrs()[0]))
+        await bounded(a.services["identify"].identified(conn))
+        raw = a.peerstore.signed_record(b.peer_id)
+        assert raw is not None, "b's signed peer record was not kept"
+        env, record = await open_peer_record(raw)
+        assert env.signer == b.peer_id and record.peer_id == b.peer_id
+        assert record.addrs == b.listen_addrs()
+        assert a.peerstore.certified_addrs(b.peer_id) == b.listen_addrs()
+        # certified addresses come first in the address book
+        assert a.peerstore.addrs(b.peer_id)[: len(record.addrs)] == record.addrs
+
+
+async def test_forged_signed_peer_record_is_dropped_and_identify_still_counts() -> None:
+    from pywasm.identity.peer_record import seal_peer_record
+
+    mallory = await PrivateKey.generate(KeyType.Ed25519)
+
+    class Forger(IdentifyService):
+        async def _signed_record(self) -> bytes | None:
+            # a record naming someone else, signed by someone else
+            env = await seal_peer_record(mallory, [Multiaddr("/ip4/6.6.6.6/tcp/1")])
+            return env.encode()
+
+    async with pair([Forger(), PingService()]) as (b, a):
+        conn = await bounded(a.dial(b.addrs()[0]))
+        info = await bounded(a.services["identify"].identified(conn))
+        assert info.peer_id == b.peer_id and PING in info.protocols
+        assert info.signed_peer_record is None
+        assert a.peerstore.signed_record(b.peer_id) is None
+        assert Multiaddr("/ip4/6.6.6.6/tcp/1") not in a.peerstore.addrs(b.peer_id)
+
+
+def test_peerstore_keeps_only_newer_signed_records() -> None:
+    from pywasm.host.peerstore import Peerstore
+    from pywasm.identity import PeerId
+
+    ps = Peerstore()
+    peer = PeerId.from_string("12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA")
+    one, two = Multiaddr("/ip4/1.1.1.1/tcp/1"), Multiaddr("/ip4/2.2.2.2/tcp/2")
+    assert ps.set_signed_record(peer, b"env-5", 5, [one])
+    assert not ps.set_signed_record(peer, b"env-4", 4, [two])  # older: ignored
+    assert not ps.set_signed_record(peer, b"env-5b", 5, [two])  # same seq: ignored
+    assert ps.signed_record(peer) == b"env-5" and ps.certified_addrs(peer) == [one]
+    assert ps.set_signed_record(peer, b"env-6", 6, [two])
+    assert ps.signed_record(peer) == b"env-6" and ps.certified_addrs(peer) == [two]
+    assert ps.addrs(peer)[0] == two
