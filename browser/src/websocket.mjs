@@ -12,6 +12,9 @@
 //                                      // failure: see c.failure), else a Promise of either
 //   c.send(u8)                         // one binary message
 //   c.bufferedAmount                   // bytes handed to send() and not yet on the wire
+//   c.drained(lowWater)                // true when bufferedAmount <= lowWater or the socket
+//                                      // is not open, else a Promise resolving (to true) once
+//                                      // either holds
 //   c.close(code, reason)              // starts the close handshake; never throws
 //   await c.closed()                   // resolves when the socket is CLOSED
 //   c.failure                          // "" or why the connection ended abnormally
@@ -28,6 +31,11 @@ export const CLOSE_NO_STATUS = 1005;
 export const CLOSE_TOO_BIG = 1009;
 // Default bound on received bytes nobody has read yet (Python passes its own).
 export const DEFAULT_MAX_BUFFERED = 64 * 1024 * 1024;
+// How often a pending drained() looks at bufferedAmount. Browsers fire no event when the
+// send buffer empties, so a JS timer checks; it must be a real timer (>= 4 ms, the clamp
+// browsers apply anyway): Pyodide's event loop runs sleeps this short as immediate
+// callbacks, so polling from Python spun the page at 100% CPU while the socket drained.
+export const DRAIN_POLL_MS = 5;
 
 const CLEAN_CODES = new Set([CLOSE_NORMAL, 1001, CLOSE_NO_STATUS]);
 
@@ -177,6 +185,23 @@ class Connection {
 
   get bufferedAmount() {
     return this.ws ? this.ws.bufferedAmount : 0;
+  }
+
+  _drainedBelow(lowWater) {
+    // a socket that is not open never drains: report "go on" so the next send() throws
+    return !this.ws || this.ws.readyState !== 1 || this.ws.bufferedAmount <= lowWater;
+  }
+
+  drained(lowWater = 0) {
+    const low = Math.max(0, Number(lowWater) || 0);
+    if (this._drainedBelow(low)) return true;
+    return new Promise((resolve) => {
+      const check = () => {
+        if (this._drainedBelow(low)) resolve(true);
+        else setTimeout(check, DRAIN_POLL_MS);
+      };
+      setTimeout(check, DRAIN_POLL_MS);
+    });
   }
 
   get readyState() {

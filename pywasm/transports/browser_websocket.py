@@ -17,8 +17,11 @@ Semantics that differ from TCP, and why:
   windows (yamux: <= 16 MiB per stream) keep a well-behaved peer far below the default.
 * No half-close: ``close_write`` closes the whole socket (code 1000), as js-libp2p does.
   Browsers drop messages that arrive after that, so reads then return ``b""``.
-* Send backpressure: ``write`` waits (polling ``bufferedAmount`` every few ms, the only
-  signal browsers give) while more than ``send_high_water`` bytes are queued in the socket.
+* Send backpressure: while more than ``send_high_water`` bytes are queued in the socket,
+  ``write`` awaits one shim promise that resolves when ``bufferedAmount`` is back under
+  half of it. Browsers give no drain event, so the shim checks on a JS timer; polling from
+  Python instead (``asyncio.sleep`` of a few ms) made Pyodide's event loop spin, because it
+  runs sub-threshold sleeps as immediate callbacks.
 * ``reset`` closes with code :data:`RESET_CLOSE_CODE`; the native transport reads any code
   but 1000/1001 as a reset.
 """
@@ -44,10 +47,10 @@ DEFAULT_DIAL_TIMEOUT = 10.0
 DEFAULT_MAX_BUFFERED = 64 * 1024 * 1024
 #: Largest message we send; a larger write is split (peers accept >= 4 MiB, see websocket.py).
 DEFAULT_MAX_SEND_MESSAGE = 1024 * 1024
-#: ``write`` waits while the socket holds more than this many unsent bytes.
+#: ``write`` waits while the socket holds more than this many unsent bytes...
 DEFAULT_SEND_HIGH_WATER = 4 * 1024 * 1024
-#: How often a waiting ``write`` looks at ``bufferedAmount`` again (seconds).
-DEFAULT_SEND_POLL_INTERVAL = 0.002
+#: ...until it holds at most this fraction of them (fewer, larger wake-ups).
+SEND_LOW_WATER_FRACTION = 0.5
 #: How long ``close`` waits for the close handshake before returning anyway.
 DEFAULT_CLOSE_TIMEOUT = 2.0
 #: Close code sent by ``reset`` (4000-4999 are free for applications).
@@ -103,6 +106,7 @@ class BrowserWebSocketConnection:
         self.remote_addr = remote_addr
         self._max_send = max_send_message
         self._high_water = send_high_water
+        self._low_water = int(send_high_water * SEND_LOW_WATER_FRACTION)
         self._close_timeout = close_timeout
         self._buf = ByteQueue()  # part of the last chunk a read did not take
         self._read_lock = asyncio.Lock()  # the shim serves one pending read at a time
@@ -140,8 +144,9 @@ class BrowserWebSocketConnection:
         view = memoryview(data).cast("B")
         async with self._write_lock:
             for off in range(0, len(view), self._max_send):
-                while self._js.bufferedAmount > self._high_water:
-                    await asyncio.sleep(DEFAULT_SEND_POLL_INTERVAL)
+                if self._js.bufferedAmount > self._high_water:
+                    # resolves on drain or when the socket stops being open (send then fails)
+                    await _maybe_await(self._js.drained(self._low_water))
                     self._check_writable()
                 self._check_writable()
                 # to_js copies into a JS Uint8Array: the socket never aliases wasm memory
