@@ -96,8 +96,12 @@ class BrowserNode:
         except PywasmError as exc:
             raise DialError(f"invalid multiaddr {maddr[:200]!r}: {_one_line(exc)}") from None
         if not any(t.can_dial(ma) for t in self.host.transports):
+            missing = _missing_browser_api(ma)
+            if missing:
+                raise DialError(f"cannot dial {ma}: {missing}; this page can dial /ws and /wss addresses")
             raise DialError(
-                f"unsupported multiaddr {ma}: this node dials only /ws and /wss addresses "
+                f"unsupported multiaddr {ma}: this node dials only /ws, /wss, /webrtc-direct and "
+                "/quic-v1/webtransport/certhash/... addresses "
                 "(e.g. /ip4/127.0.0.1/tcp/4002/ws/p2p/<peer id>)"
             )
         return ma
@@ -197,7 +201,8 @@ async def create(
 
     host = await Host.create(
         listen=[],
-        transports=[BrowserWebSocketTransport(dial_timeout=float(dial_timeout)), CircuitTransport(hop_timeout=float(dial_timeout))],
+        transports=[BrowserWebSocketTransport(dial_timeout=float(dial_timeout)), *_webrtc_direct(float(dial_timeout)),
+                    *_webtransport(float(dial_timeout)), CircuitTransport(hop_timeout=float(dial_timeout))],
         # circuit relay v2 client: reserve on a relay (host.listen("<relay>/p2p-circuit")),
         # accept relayed connections (stop), dial /p2p-circuit addresses
         services=[*default_services(), RelayClientService(hop_timeout=float(dial_timeout))],
@@ -205,6 +210,55 @@ async def create(
         **more,
     )
     return BrowserNode(host, dial_timeout=float(dial_timeout), ping_timeout=float(ping_timeout))
+
+
+def _webtransport(dial_timeout: float) -> list[Any]:
+    """The WebTransport dialer when the page has WebTransport and the shim is registered."""
+    try:
+        import pywasm_webtransport_js as js  # type: ignore[import-not-found]
+    except ImportError:
+        return []
+    if not js.available():
+        return []
+    from .transports.browser_webtransport import BrowserWebTransportTransport
+
+    return [BrowserWebTransportTransport(dial_timeout=dial_timeout, js_module=js)]
+
+
+def _webrtc_direct(dial_timeout: float) -> list[Any]:
+    """The webrtc-direct dialer when the page has RTCPeerConnection and the shim is
+    registered (an older bootstrap without it still gets a WebSocket-only node)."""
+    try:
+        import pywasm_webrtc_js as js  # type: ignore[import-not-found]
+    except ImportError:
+        return []
+    if not js.available():
+        return []
+    from .transports.browser_webrtc_direct import BrowserWebRTCDirectTransport
+
+    return [BrowserWebRTCDirectTransport(dial_timeout=dial_timeout, js_module=js)]
+
+
+# transports that exist only when the page has the browser API behind them
+_BROWSER_APIS = (
+    ("webtransport", "pywasm_webtransport_js", "WebTransport"),
+    ("webrtc-direct", "pywasm_webrtc_js", "RTCPeerConnection"),
+)
+
+
+def _missing_browser_api(ma: Multiaddr) -> str | None:
+    """Why ``ma`` cannot be dialed here when its transport needs an API this browser lacks."""
+    import importlib
+
+    for proto, module, api in _BROWSER_APIS:
+        if ma.has_protocol(proto):
+            try:
+                js = importlib.import_module(module)
+            except ImportError:
+                return f"the page registered no {module} shim"
+            if not js.available():
+                return f"this browser has no {api} (typeof {api} === 'undefined')"
+    return None
 
 
 def _muxers(names: Sequence[str]) -> list[Any]:

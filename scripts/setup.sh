@@ -18,6 +18,8 @@
 #   chromium        Debian's chromium (/usr/bin/chromium) via apt, as root; for e2e/
 #   playwright      Python playwright (pinned) into .venv; drives the system Chromium.
 #                   Never `playwright install` (it downloads browser builds: fails offline)
+#   browsers        scripts/setup_browsers.sh: Debian firefox-esr, webkit2gtk-driver, xvfb,
+#                   selenium (pinned) for WebKitWebDriver; e2e runs in all three browsers
 #   (later)         Pyodide wheels: see the hooks near the end
 #
 # Network: only PyPI, npm and Debian apt are reachable here; nothing else is fetched.
@@ -215,6 +217,8 @@ main() {
   kubo_venv
   chromium
   playwright
+  # Firefox ESR, WebKitGTK's driver, Xvfb and selenium for the cross-browser e2e suite
+  bash "$ROOT/scripts/setup_browsers.sh"
   say "done in $(( $(date +%s) - T0 ))s"
 }
 

@@ -1,7 +1,11 @@
 """``pywasm-relay``: the native node browsers reach first (contract: docs/browser-plan.md).
 
-* ``--listen MADDR`` (repeatable; default ``/ip4/127.0.0.1/tcp/4001`` and
-  ``/ip4/127.0.0.1/tcp/4002/ws``): a pywasm Host serving identify, ping, echo and perf.
+* ``--listen MADDR`` (repeatable; default ``/ip4/127.0.0.1/tcp/4001``,
+  ``/ip4/127.0.0.1/tcp/4002/ws`` and ``/ip4/127.0.0.1/udp/4003/quic-v1/webtransport``): a
+  pywasm Host serving identify, ping, echo and perf. The WebTransport address is printed
+  with its ``/certhash/...`` components (certificates in DIR/webtransport-certs.json).
+  ``/ip4/127.0.0.1/udp/4004/webrtc-direct`` (also default) is printed with the
+  ``/certhash/`` of its DTLS certificate (DIR/webrtc-direct-cert.pem, long-lived).
 * ``--http HOST:PORT`` (default ``127.0.0.1:8080``): the site directory (``--site DIR``,
   default ``.cache/site`` built by ``scripts/build_site.sh``) plus ``GET /relay.json``.
 * ``--data-dir DIR`` (default ``.cache/relay``): the identity key, kept across restarts.
@@ -37,7 +41,12 @@ from .http import StaticServer
 from .relay_flags import add_relay_flags, relay_services
 
 PROG = "pywasm-relay"
-DEFAULT_LISTEN = ("/ip4/127.0.0.1/tcp/4001", "/ip4/127.0.0.1/tcp/4002/ws")
+DEFAULT_LISTEN = (
+    "/ip4/127.0.0.1/tcp/4001",
+    "/ip4/127.0.0.1/tcp/4002/ws",
+    "/ip4/127.0.0.1/udp/4003/quic-v1/webtransport",
+    "/ip4/127.0.0.1/udp/4004/webrtc-direct",
+)
 DEFAULT_HTTP = "127.0.0.1:8080"
 KEY_FILE_NAME = "identity.key"
 #: Transports a browser can dial: what /relay.json advertises under "multiaddrs".
@@ -79,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     root = repo_root()
     p = _Parser(prog=PROG, description="pywasm relay: libp2p node plus the static site for the browser demo")
     p.add_argument("--listen", action="append", type=_multiaddr, metavar="MADDR",
-                   help=f"libp2p listen address (repeatable); default {' and '.join(DEFAULT_LISTEN)}")
+                   help=f"libp2p listen address (repeatable); default {', '.join(DEFAULT_LISTEN)} "
+                        "(WebTransport on fixed UDP port 4003; its certificates rotate and live in the data dir)")
     p.add_argument("--http", type=_http_addr, default=_http_addr(DEFAULT_HTTP), metavar="HOST:PORT",
                    help=f"static site and /relay.json (default {DEFAULT_HTTP}; port 0 picks one)")
     p.add_argument("--site", default=str(root / ".cache" / "site"), metavar="DIR",
@@ -106,7 +116,11 @@ async def run(args: argparse.Namespace) -> int:
     if not os.path.isdir(site):
         raise UsageError(f"{PROG}: site directory {site} not found; run `bash scripts/build_site.sh` first (or pass --site DIR)")
     listen = list(args.listen) if args.listen else [_multiaddr(a) for a in DEFAULT_LISTEN]
-    transports = default_transports()
+    from .webtransport import WebTransportListenTransport
+
+    # the certificate store is opened lazily, at listen time, inside the data dir made below
+    transports = [*default_transports(), WebTransportListenTransport(os.path.abspath(args.data_dir))]
+    transports += _webrtc_direct_transports(os.path.abspath(args.data_dir))
     for ma in listen:
         if not any(t.can_listen(ma) for t in transports):
             raise UsageError(f"{PROG}: no transport can listen on {ma}")
@@ -122,9 +136,17 @@ async def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _webrtc_direct_transports(data_dir: str) -> list[Any]:
+    """The webrtc-direct listener (aiortc); its DTLS certificate is created at listen time
+    in the data dir, so the advertised certhash survives restarts."""
+    from .webrtc_direct import CERT_FILE_NAME, WebRTCDirectTransport
+
+    return [WebRTCDirectTransport(cert_path=os.path.join(data_dir, CERT_FILE_NAME))]
+
+
 def _relay_services(listen: list[Any]) -> list[Any]:
     """Default services plus the AutoNAT v2 server (browsers and nodes ask it whether
-    their addresses are reachable). A relay listening only on private/loopback addresses
+    their addresses are reachable), a Kademlia DHT server and a rendezvous server. A relay listening only on private/loopback addresses
     is a test or LAN deployment: it may then dial private addresses back."""
     from pywasm.protocols.autonat_v2_pb import ip_of, is_public_ip
     from pywasm.services import default_services
@@ -133,7 +155,12 @@ def _relay_services(listen: list[Any]) -> list[Any]:
     public = any((ip := ip_of(ma)) is not None and is_public_ip(ip) for ma in listen)
     # the relay answers AutoNAT requests instead of asking them
     base = [svc for svc in default_services() if svc.name != AutoNATv2Service.name]
-    return [*base, AutoNATv2Service(client=False, allow_private=not public)]
+    from pywasm.dht import KadDHT
+    from pywasm.services.rendezvous import RendezvousService
+
+    # a private/loopback relay is a LAN deployment: it serves kubo's LAN DHT protocol
+    dht = KadDHT(mode="server", protocol_prefix="/ipfs" if public else "/ipfs/lan")
+    return [*base, AutoNATv2Service(client=False, allow_private=not public), dht, RendezvousService(server=True)]
 
 
 async def _serve(args: argparse.Namespace, site: str, key: Any, listen: list[Any], transports: list[Any],
