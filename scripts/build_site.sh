@@ -101,7 +101,7 @@ fi
 [[ -d "$PYSCRIPT_DIR" ]] || say "note: @pyscript/core not in node_modules; site without /pyscript/"
 
 # 4. assemble, unless every input is unchanged
-key=$( { echo v1; sha256sum "${BASH_SOURCE[0]}";
+key=$( { echo v1; sha256sum "${BASH_SOURCE[0]}" "$ROOT/scripts/make_snapshot.mjs";
          tree_hash "$PYODIDE_DIR" "$EXTRA_WHEELS" web browser/dist "$PYSCRIPT_DIR";
          sha256sum "$WHEEL"; } | sha256sum | cut -d' ' -f1)
 if stamp_ok site "$key" && [[ -f "$SITE/pyodide/pyodide-lock.json" ]]; then
@@ -160,6 +160,15 @@ with open(dst, "w") as f:
     json.dump(lock, f, indent=1, sort_keys=True)
     f.write("\n")
 PY
+
+# the memory snapshot createNode() restores instead of a full boot (scripts/make_snapshot.mjs);
+# rebuilt with the site, i.e. whenever the wheel, the runtime or this script changes
+if node "$ROOT/scripts/make_snapshot.mjs" "$tmp/pyodide" > "$CACHE/logs/site-snapshot.log" 2>&1; then
+  say "$(tail -n 1 "$CACHE/logs/site-snapshot.log")"
+else
+  rm -f "$tmp/pyodide/pywasm-snapshot."*
+  say "note: no memory snapshot (see .cache/logs/site-snapshot.log); pages boot without it"
+fi
 
 if [[ -d browser/dist ]]; then
   find browser/dist -maxdepth 1 -type f -exec cp {} "$tmp/" \;

@@ -19,6 +19,9 @@
 //   install        "unpack" (default: fetch the wheel named in the lock, check its sha256,
 //                  unpackArchive; fastest) or "loadPackage" (Pyodide's own loader)
 //   wheelURL       install this wheel instead of looking it up in the lock
+//   snapshot       false: never restore pyodide/pywasm-snapshot.json's memory image (default:
+//                  restore it when it was built from this wheel and this Pyodide, else boot
+//                  normally; node.timings.snapshot says "used", "unused" or "failed: why")
 //   dialTimeoutMs  bound on one dial (default 10000); pingTimeoutMs likewise for a ping
 //   pyodide        an already loaded Pyodide instance to use instead of booting one
 //   stdout/stderr  (line) => void for Python's output (default: console)
@@ -27,11 +30,15 @@
 
 import * as cryptoModule from './crypto.mjs';
 import * as websocketModule from './websocket.mjs';
+import * as webrtcModule from './webrtc.mjs';
+import * as webtransportModule from './webtransport.mjs';
 
-export { cryptoModule, websocketModule };
+export { cryptoModule, websocketModule, webrtcModule };
 
 export const CRYPTO_MODULE_NAME = 'pywasm_crypto_js';
 export const WEBSOCKET_MODULE_NAME = 'pywasm_websocket_js';
+export const WEBRTC_MODULE_NAME = 'pywasm_webrtc_js';
+export const WEBTRANSPORT_MODULE_NAME = 'pywasm_webtransport_js';
 export const WHEEL_PACKAGE = 'pywasm';
 const DEFAULT_DIAL_TIMEOUT_MS = 10_000;
 const DEFAULT_PING_TIMEOUT_MS = 10_000;
@@ -52,6 +59,8 @@ export class PywasmError extends Error {
 export function registerShims(pyodide) {
   pyodide.registerJsModule(CRYPTO_MODULE_NAME, cryptoModule);
   pyodide.registerJsModule(WEBSOCKET_MODULE_NAME, websocketModule);
+  pyodide.registerJsModule(WEBRTC_MODULE_NAME, webrtcModule);
+  pyodide.registerJsModule(WEBTRANSPORT_MODULE_NAME, webtransportModule);
 }
 
 function defaultIndexURL() {
@@ -98,7 +107,40 @@ function withTimeout(promise, ms, what) {
   return Promise.race([promise, guard]).finally(() => clearTimeout(timer));
 }
 
-async function loadRuntime(indexURL, opts, lockContents) {
+// Name of the snapshot manifest in indexURL (written by scripts/make_snapshot.mjs).
+export const SNAPSHOT_MANIFEST = 'pywasm-snapshot.json';
+const SNAPSHOT_FORMAT = 1;
+
+async function fetchOptional(url) {
+  try {
+    return await fetchBytes(url);
+  } catch {
+    return null; // absent (404) or unreachable: the caller boots without it
+  }
+}
+
+// The memory image built with this very wheel, or null (no snapshot, or a stale one).
+// The Pyodide version is checked in loadRuntime, the build id by Pyodide itself.
+async function fetchSnapshot(indexURL, lockPromise) {
+  const raw = await fetchOptional(new URL(SNAPSHOT_MANIFEST, indexURL).href);
+  if (!raw) return null;
+  let manifest;
+  try {
+    manifest = JSON.parse(new TextDecoder().decode(raw));
+  } catch {
+    return null;
+  }
+  const lock = await lockPromise;
+  if (manifest?.format !== SNAPSHOT_FORMAT || !manifest.wheelSha256
+      || manifest.wheelSha256 !== lock?.packages?.[WHEEL_PACKAGE]?.sha256) return null;
+  const gz = await fetchOptional(new URL(manifest.file, indexURL).href);
+  if (!gz || (await sha256Hex(gz)) !== manifest.sha256) return null;
+  const stream = new Blob([gz]).stream().pipeThrough(new DecompressionStream('gzip'));
+  const image = new Uint8Array(await new Response(stream).arrayBuffer());
+  return image.length === manifest.size ? { image, pyodide: manifest.pyodide } : null;
+}
+
+async function loadRuntime(indexURL, opts, lockContents, snapshot = null) {
   let mod;
   try {
     mod = await import(/* @vite-ignore */ new URL('pyodide.mjs', indexURL).href);
@@ -107,6 +149,9 @@ async function loadRuntime(indexURL, opts, lockContents) {
   }
   const out = opts.stdout ?? ((s) => console.log(s));
   const err = opts.stderr ?? ((s) => console.warn(s));
+  if (snapshot && snapshot.pyodide !== mod.version) {
+    throw new PywasmError(`snapshot is for Pyodide ${snapshot.pyodide}, not ${mod.version}`);
+  }
   try {
     return await mod.loadPyodide({
       indexURL: forPyodide(indexURL),
@@ -115,6 +160,7 @@ async function loadRuntime(indexURL, opts, lockContents) {
       fullStdLib: false,
       // the lock file fetched once, by createNode, so the wheel download can start early
       ...(lockContents ? { lockFileContents: lockContents } : {}),
+      ...(snapshot ? { _loadSnapshot: snapshot.image } : {}),
     });
   } catch (e) {
     throw new PywasmError(`Pyodide failed to start: ${String(e?.message ?? e).split('\n')[0]}`);
@@ -206,6 +252,8 @@ export async function createNode(options = {}) {
 
   let pyodide = opts.pyodide;
   let wheelBytes = null;
+  let fromSnapshot = false;
+  timings.snapshot = 'unused';
   if (!pyodide) {
     progress('runtime', `loading Pyodide from ${indexURL}`);
     let lock = null;
@@ -214,16 +262,41 @@ export async function createNode(options = {}) {
       // wheel (+ sha256 check) while the runtime compiles and starts. Errors surface where
       // they did before: a bad lock in loadPyodide, a bad wheel in the install stage.
       lock = fetchBytes(new URL('pyodide-lock.json', indexURL).href).then((b) => JSON.parse(new TextDecoder().decode(b)));
+      lock.catch(() => {});
       wheelBytes = lock.then((l) => fetchWheel(l, indexURL, opts));
       wheelBytes.catch(() => {});
-      lock.catch(() => {});
+      // A memory snapshot (scripts/make_snapshot.mjs) of Pyodide with this wheel installed
+      // and pywasm imported skips most of the boot; any failure falls back to a full boot.
+      if (opts.snapshot !== false && !opts.wheelURL && typeof DecompressionStream === 'function') {
+        let snap = null;
+        try {
+          snap = await fetchSnapshot(indexURL, lock);
+        } catch {
+          snap = null;
+        }
+        if (snap) {
+          try {
+            pyodide = await loadRuntime(indexURL, opts, lock, snap);
+            fromSnapshot = true;
+            timings.snapshot = 'used';
+          } catch (e) {
+            timings.snapshot = `failed: ${String(e?.message ?? e).split('\n')[0]}`;
+          }
+        }
+      }
     }
-    pyodide = await loadRuntime(indexURL, opts, lock);
+    if (!pyodide) pyodide = await loadRuntime(indexURL, opts, lock);
   }
   lap('runtimeMs');
 
   progress('install', 'installing the pywasm wheel');
+  // After a restore too: the image holds the interpreter's memory but not the file system
+  // (Emscripten keeps files in JS), so modules pywasm imports lazily need the files again.
   const installError = await installWheel(pyodide, indexURL, opts, wheelBytes);
+  if (fromSnapshot) {
+    // The image holds one PRNG state for every page: reseed from the OS (crypto.getRandomValues).
+    pyodide.runPython('import random as _r; _r.seed(); del _r');
+  }
   lap('installMs');
 
   progress('shims', `crypto: ${cryptoModule.impl}${cryptoModule.aeadImpl ? ` (AEAD: ${cryptoModule.aeadImpl})` : ''}`);
