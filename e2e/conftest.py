@@ -1,7 +1,14 @@
 """Fixtures for the browser end-to-end tests.
 
-* ``browser``: Debian Chromium (/usr/bin/chromium) headless, launched by Playwright for
-  Python (never `playwright install`); one per session.
+* ``browser_name``: the browser of this test: every test that uses a browser runs once per
+  selected browser (chromium, firefox, webkit; see e2e/browsers.py, ``--e2e-browser`` /
+  ``PYWASM_E2E_BROWSERS``). Tests that launch something of their own can take just this.
+* ``browser``: that browser, one per session per browser type (tests are grouped by
+  browser): Debian Chromium or Firefox ESR through Playwright (never `playwright install`),
+  or WebKitGTK through the adapter in e2e/webkit/. Its capabilities are probed once at
+  launch; a test whose feature needs an API the browser lacks is recorded "unsupported"
+  with the measured reason (``@pytest.mark.browser_feature(label, needs=(...))``).
+* ``browser_caps``: that probe's result (dict), e.g. ``browser_caps["WebTransport"]``.
 * ``page`` / ``new_page``: a fresh context + page whose console messages, page errors, crashes
   and failed requests are recorded and appended to the report of a failing test.
 * ``relay``: ``pywasm-relay`` on ephemeral ports (tcp, ws, http) with a temporary data dir,
@@ -18,7 +25,9 @@ from typing import Any
 
 import pytest
 
-from e2e.harness import CHROMIUM, CHROMIUM_ARGS, SITE, Relay, StaticServer, build_js_page, require
+from e2e import browsers
+from e2e.harness import SITE, Relay, StaticServer, build_js_page, require
+from e2e.results_plugin import UNSUPPORTED, ResultsRecorder, browser_of, feature_of
 from tests.interop.conftest import mark_items_under, peers  # noqa: F401  (peers: the interop fixture)
 
 _HERE = Path(__file__).resolve().parent
@@ -26,6 +35,41 @@ _HERE = Path(__file__).resolve().parent
 # every page/relay opened during the current test, for the failure report
 _LOGS: list[tuple[str, list[str]]] = []
 _RELAYS: list[Relay] = []
+# browser name -> (version, capability probe); filled when the browser is launched
+_CAPS: dict[str, tuple[str, dict[str, Any]]] = {}
+_RECORDER = ResultsRecorder()
+_CURRENT: list[pytest.Item] = []  # the test being set up/run (pages check its needs)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--e2e-browser", action="append", default=[], metavar="NAME",
+        help=f"browser(s) for e2e/ (repeat or comma-separate; default: all of {', '.join(browsers.BROWSERS)}; "
+        f"env {browsers.ENV_SELECT})",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "browser_feature(label, needs=(), matrix=True): the browser-matrix row of this test and the browser "
+        "APIs it needs (matrix=False: a harness self-test, left out of the README table)",
+    )
+    if not config.pluginmanager.has_plugin("e2e-results"):
+        config.pluginmanager.register(_RECORDER, "e2e-results")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "browser_name" in metafunc.fixturenames:
+        names = browsers.selected(metafunc.config.getoption("--e2e-browser", default=[]))
+        metafunc.parametrize("browser_name", names, indirect=True, scope="session")
+
+
+def _unsupported(item: pytest.Item, name: str | None) -> str | None:
+    if name is None or name not in _CAPS:
+        return None
+    version, caps = _CAPS[name]
+    return browsers.unsupported_reason(name, version, caps, feature_of(item)[1])
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -45,26 +89,93 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]):
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
+    _CURRENT[:] = [item]
     for _, lines in _LOGS:
         lines.append(f"----- test {item.nodeid} -----")
+    # known at once for every test after the first of its browser: no fixture is built
+    reason = _unsupported(item, browser_of(item))
+    if reason:
+        pytest.skip(UNSUPPORTED + reason)
+
+
+def _skip_if_unsupported() -> None:
+    """Inside fixtures: the current test's browser lacks what its feature needs."""
+    if _CURRENT:
+        reason = _unsupported(_CURRENT[0], browser_of(_CURRENT[0]))
+        if reason:
+            pytest.skip(UNSUPPORTED + reason)
 
 
 # ------------------------------------------------------------------ browser
 
 
 @pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    require(CHROMIUM, "Chromium")
+def browser_name(request: pytest.FixtureRequest) -> str:
+    """The browser of this test (parametrized by pytest_generate_tests)."""
+    return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def playwright_session() -> Iterator[Any]:
+    """A getter for the session's sync Playwright, started on first use (a WebKit-only run
+    never starts it); stopped after every browser that used it."""
+    holder: list[Any] = []
+
+    def get() -> Any:
+        if not holder:
+            holder.append(browsers.start_playwright())
+        return holder[0]
+
     try:
-        from playwright.sync_api import sync_playwright
-    except ImportError as exc:
-        raise AssertionError("python playwright missing in .venv; run `bash scripts/setup.sh`") from exc
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield get
+    finally:
+        if holder:
+            holder[0].stop()
+
+
+@pytest.fixture(scope="session")
+def probe_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StaticServer]:
+    """A blank page on http://127.0.0.1 (a secure context) for the capability probe."""
+    d = tmp_path_factory.mktemp("probe")
+    (d / "index.html").write_text("<!doctype html><meta charset=utf-8><title>probe</title>")
+    s = StaticServer(d)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+@pytest.fixture(scope="session")
+def browser(browser_name: str, playwright_session: Any, probe_server: StaticServer) -> Iterator[Any]:
+    b = browsers.launch(browser_name, playwright_session)
+    try:
+        version = browsers.version_of(browser_name, b)
+        ctx = b.new_context()
         try:
-            yield b
+            page = ctx.new_page()
+            page.goto(probe_server.url)
+            caps = browsers.probe(page)
         finally:
-            b.close()
+            ctx.close()
+        _CAPS[browser_name] = (version, caps)
+        _RECORDER.record_browser(browser_name, version, caps)
+        yield b
+    finally:
+        b.close()
+
+
+@pytest.fixture(scope="session")
+def browser_caps(browser_name: str, browser: Any) -> dict[str, Any]:
+    """What the capability probe measured in this browser (e2e/browsers.py PROBE_JS)."""
+    return _CAPS[browser_name][1]
+
+
+@pytest.fixture(autouse=True)
+def _browser_support(request: pytest.FixtureRequest) -> None:
+    """The first test of each browser: its probe ran only when the browser launched."""
+    if "browser_name" in request.fixturenames:
+        request.getfixturevalue("browser")
+        _skip_if_unsupported()
 
 
 def _attach_logging(page: Any, name: str) -> list[str]:
@@ -93,6 +204,7 @@ class PageFactory:
         self.logs: list[list[str]] = []
 
     def __call__(self, name: str = "page") -> Any:
+        _skip_if_unsupported()
         ctx = self.browser.new_context()
         self.contexts.append(ctx)
         page = ctx.new_page()

@@ -11,6 +11,8 @@ import pytest
 
 from e2e.harness import ROOT, SilentServer, boot_node, closed_port, must, run_js
 
+pytestmark = pytest.mark.browser_feature("bad input: each bad dial rejects in bounded time, page stays usable", needs=("WebAssembly", "WebSocket"))
+
 BOUND_S = 30.0  # no bad dial may take longer than this (the page's own deadline is above it)
 
 
@@ -104,4 +106,48 @@ def test_dial_unsupported_multiaddr(node_page, relay, other_peer_id, maddr):
         maddr = relay.ws_addr.split("/ws/")[0] + f"/p2p/{other_peer_id}"
     res = _bad_dial(node_page, maddr)
     assert res["ms"] < 5000, f"an unsupported address should be refused at once: {res}"
+    _still_works(node_page, relay)
+
+
+def _certhash_addr(transport: str, peer_id: str) -> str:
+    """A well-formed address of ``transport`` on a port nothing listens on."""
+    import base64
+    import hashlib
+
+    mh = b"\x12\x20" + hashlib.sha256(b"e2e-no-such-certificate").digest()
+    certhash = "u" + base64.urlsafe_b64encode(mh).decode().rstrip("=")
+    port = closed_port()
+    if transport == "webtransport":
+        return f"/ip4/127.0.0.1/udp/{port}/quic-v1/webtransport/certhash/{certhash}/p2p/{peer_id}"
+    return f"/ip4/127.0.0.1/udp/{port}/webrtc-direct/certhash/{certhash}/p2p/{peer_id}"
+
+
+# A browser without the API (WebKitGTK 2.50: both) must refuse such a dial at once, saying
+# which API is missing. Where the browser has the API, the same path is taken by hiding the
+# global from the page for the duration of the dial (the shims look it up at dial time).
+_WITHOUT_API = """
+const [addr, api] = arg
+const saved = Object.getOwnPropertyDescriptor(globalThis, api)
+const hidden = saved !== undefined
+if (hidden) delete globalThis[api]
+try {
+  if (typeof globalThis[api] !== 'undefined') throw new Error(`could not hide ${api}`)
+  return String(await window.e2eNode.dial(addr))
+} finally {
+  if (hidden) Object.defineProperty(globalThis, api, saved)
+}
+"""
+
+
+@pytest.mark.parametrize(("transport", "api"), [("webtransport", "WebTransport"), ("webrtc-direct", "RTCPeerConnection")])
+def test_dial_without_browser_api(node_page, relay, other_peer_id, browser_caps, transport, api):
+    addr = _certhash_addr(transport, other_peer_id)
+    res = run_js(node_page, _WITHOUT_API, [addr, api], timeout=BOUND_S + 15)
+    assert not res["ok"], f"dial {addr} without {api} succeeded: {res}"
+    assert not res.get("timeout"), res
+    print(f"E2E-BAD-INPUT without {api} (browser has it: {browser_caps.get(api)}): {res['error']!r} in {res['ms']:.0f} ms")
+    assert res["ms"] < 5000, f"a dial needing a missing {api} should be refused at once: {res}"
+    assert api in res["error"], f"the error should name the missing API {api}: {res['error']}"
+    # the global is back where the browser has it, and the node still works
+    assert node_page.evaluate(f"typeof globalThis.{api}") == ("function" if browser_caps.get(api) is True else "undefined")
     _still_works(node_page, relay)

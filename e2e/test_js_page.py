@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from e2e.harness import must
+
+pytestmark = pytest.mark.browser_feature("js-libp2p page (control) -> js Node peer / pywasm-relay over /ws", needs=("WebSocket",))
 
 DIAL = "return await window.jsp2p.dial(arg, 20000)"
 

@@ -21,8 +21,11 @@ from typing import Any, Iterator
 
 import pytest
 
+from e2e import browsers
 from e2e.conftest import _LOGS, _attach_logging
-from e2e.harness import CHROMIUM, CHROMIUM_ARGS, boot_node, must, must_py, run_js
+from e2e.harness import boot_node, must, must_py, run_js
+
+pytestmark = pytest.mark.browser_feature("/wss (TLS WebSocket) page -> relay, Noise + yamux", needs=("WebSocket",))
 
 
 def _self_signed(directory: Path) -> tuple[Path, Path]:
@@ -139,15 +142,17 @@ def tls_front(relay) -> Iterator[TlsFront]:
 
 
 @pytest.fixture
-def insecure_page(browser) -> Iterator[Any]:
-    """A page in a separate Chromium that accepts the test's self-signed certificate.
+def insecure_page(browser, browser_name, playwright_session) -> Iterator[Any]:
+    """A page that accepts the test's self-signed certificate. TEST-ONLY, never elsewhere.
 
-    --ignore-certificate-errors is a TEST-ONLY flag: it lets this Chromium trust the
-    throwaway certificate of the local TLS front. Never use it outside tests.
+    Chromium: a separate Chromium with --ignore-certificate-errors (as before the browser
+    matrix; one more launch, ~1 s). Firefox: a context with
+    ignore_https_errors (BiDi acceptInsecureCerts). WebKitGTK: a page whose WebDriver
+    session has acceptInsecureCerts.
     """
-    b = browser.browser_type.launch(
-        executable_path=str(CHROMIUM), args=[*CHROMIUM_ARGS, "--ignore-certificate-errors"], headless=True
-    )
+    own = browsers.launch("chromium", playwright_session, insecure=True) if browser_name == "chromium" else None
+    b = own or browser
+    ctx = None
     try:
         ctx = b.new_context(ignore_https_errors=True)
         page = ctx.new_page()
@@ -155,7 +160,10 @@ def insecure_page(browser) -> Iterator[Any]:
         page.e2e_log = _attach_logging(page, "wss")
         yield page
     finally:
-        b.close()
+        if ctx is not None:
+            ctx.close()
+        if own is not None:
+            own.close()
         _LOGS[:] = [(n, lines) for n, lines in _LOGS if n != "wss"]
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from e2e.harness import must
 
 WAIT_FOR_PING = """
@@ -24,6 +26,7 @@ for (;;) {
 """
 
 
+@pytest.mark.browser_feature("PyScript page: install pywasm, dial the relay, show a ping", needs=("WebAssembly", "WebSocket"))
 def test_pyscript_page_reports_ping(page, live_relay):
     t0 = time.monotonic()
     resp = page.goto(live_relay.url + "pyscript.html")

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
+
 from e2e.harness import must
 
 # createNode + dial + ping in one go; times are performance.now(), i.e. ms since navigation
@@ -42,6 +44,7 @@ def _report(name: str, res: dict, wall_s: float) -> None:
     print("E2E-TIMING " + json.dumps(line))
 
 
+@pytest.mark.browser_feature("pywasm page -> pywasm-relay over /ws: Pyodide boot, dial, ping", needs=("WebAssembly", "WebSocket"))
 def test_pywasm_page_dials_relay(page, live_relay):
     t0 = time.monotonic()
     page.goto(live_relay.url)
@@ -55,6 +58,7 @@ def test_pywasm_page_dials_relay(page, live_relay):
     must(page, "await window.e2eNode.stop(); return true", timeout=15)
 
 
+@pytest.mark.browser_feature("pywasm page -> js-libp2p Node peer over /ws", needs=("WebAssembly", "WebSocket"))
 def test_pywasm_page_dials_js_node_peer(page, live_relay, peers):
     js = peers.listen("js", "--listen", "/ip4/127.0.0.1/tcp/0/ws")
     t0 = time.monotonic()

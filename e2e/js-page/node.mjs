@@ -1,10 +1,13 @@
 // The browser js-libp2p node shared by the e2e page (main.mjs) and the browser benchmark
-// page (benchmarks/peers/browser_js/): dialer-only, websockets, noise, yamux, identify, ping.
+// page (benchmarks/peers/browser_js/): dialer-only, websockets, webtransport, webrtc-direct,
+// noise, yamux, identify, ping.
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
+import { webRTCDirect } from '@libp2p/webrtc'
 import { webSockets } from '@libp2p/websockets'
+import { webTransport } from '@libp2p/webtransport'
 import { createLibp2p } from 'libp2p'
 
 let node = null
@@ -13,7 +16,8 @@ export async function start () {
   if (node != null) return node
   node = await createLibp2p({
     addresses: { listen: [] },
-    transports: [webSockets()],
+    // webRTCDirect: no STUN servers (nothing is reachable offline; loopback needs none)
+    transports: [webSockets(), webTransport(), webRTCDirect({ rtcConfiguration: { iceServers: [] } })],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     // browsers refuse ws:// and loopback by default: the test relay is both

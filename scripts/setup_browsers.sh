@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# Browsers beyond Chromium for the cross-browser end-to-end suite (e2e/, issue 7).
+# Idempotent and stamped like scripts/setup.sh (whose helpers are copied, not sourced):
+#
+#   bash scripts/setup_browsers.sh                  # install what is missing or stale
+#   PYWASM_SETUP_FORCE=1 bash scripts/setup_browsers.sh
+#
+# Sections:
+#   browser_packages  Debian firefox-esr (driven by Playwright over WebDriver BiDi),
+#                     webkit2gtk-driver (WebKitWebDriver + MiniBrowser) and xvfb (WebKitGTK
+#                     has no headless mode); apt, as root. Not root: a warning, since only
+#                     the Firefox/WebKit columns of e2e/ need them.
+#   selenium          Python selenium (pinned) into .venv: the WebDriver client for
+#                     WebKitWebDriver. Playwright cannot drive WebKitGTK; its own WebKit
+#                     build (`playwright install`) is a download that fails offline.
+#
+# Network: only PyPI and Debian apt are used here.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CACHE="$ROOT/.cache"
+STAMPS="$CACHE/stamps"
+PIP_FLAGS=(--disable-pip-version-check --no-input -q)
+# 4.52.0 needs a certifi newer than the package index here has; 4.51.0 installs.
+SELENIUM_REQ="selenium==4.51.0"
+APT_PACKAGES=(firefox-esr webkit2gtk-driver xvfb xauth)
+FIREFOX_BIN=/usr/bin/firefox-esr
+WEBKIT_DRIVER_BIN=/usr/bin/WebKitWebDriver
+
+mkdir -p "$STAMPS" "$CACHE/logs"
+cd "$ROOT"
+
+T0=$(date +%s)
+say() { printf '[setup-browsers] %s\n' "$*"; }
+die() { printf '[setup-browsers] ERROR: %s\n' "$*" >&2; exit 1; }
+
+# sha256 over strings and file contents: stamp_key "literal" @file ...
+stamp_key() {
+  local a
+  for a in "$@"; do
+    if [[ "$a" == @* ]]; then
+      if [[ -f "${a#@}" ]]; then cat "${a#@}"; else printf 'missing:%s' "${a#@}"; fi
+    else
+      printf '%s\n' "$a"
+    fi
+  done | sha256sum | cut -d' ' -f1
+}
+stamp_ok() {  # stamp_ok NAME KEY: true when the step already ran with this key
+  [[ -z "${PYWASM_SETUP_FORCE:-}" && -f "$STAMPS/$1" && "$(cat "$STAMPS/$1")" == "$2" ]]
+}
+stamp_set() { printf '%s\n' "$2" > "$STAMPS/$1"; }
+
+# logged NAME CMD...: run quietly into .cache/logs/NAME.log; show its tail on failure
+logged() {
+  local name="$1"; shift
+  if ! "$@" > "$CACHE/logs/$name.log" 2>&1; then
+    tail -n 40 "$CACHE/logs/$name.log" >&2
+    die "$name failed: $* (full log: .cache/logs/$name.log)"
+  fi
+}
+
+browsers_present() {
+  [[ -x "$FIREFOX_BIN" && -x "$WEBKIT_DRIVER_BIN" ]] && command -v xvfb-run >/dev/null && command -v Xvfb >/dev/null
+}
+
+browser_packages() {
+  if browsers_present; then
+    say "firefox-esr, webkit2gtk-driver, xvfb: present"
+    return
+  fi
+  if [[ "$(id -u)" != 0 ]]; then
+    say "WARNING: browsers missing and not root: the Firefox/WebKit e2e columns will fail until root runs:"
+    say "  apt-get update && apt-get install -y ${APT_PACKAGES[*]}"
+    return
+  fi
+  command -v apt-get >/dev/null || die "browsers missing and no apt-get (Debian expected)"
+  export DEBIAN_FRONTEND=noninteractive
+  # shares setup.sh's apt-update stamp: the lists are refreshed once per machine
+  if [[ -z "${PYWASM_SETUP_FORCE:-}" && -f "$STAMPS/apt-update" ]]; then
+    say "apt lists already updated (stamp apt-update)"
+  else
+    say "apt-get update"
+    logged apt-update apt-get update
+    stamp_set apt-update "$(date -u +%F)"
+  fi
+  say "apt-get install -y ${APT_PACKAGES[*]}"
+  if ! apt-get install -y --no-install-recommends "${APT_PACKAGES[@]}" > "$CACHE/logs/apt-browsers.log" 2>&1; then
+    # stale lists from an old stamp: refresh once and retry
+    say "install failed; apt-get update and retry"
+    logged apt-update apt-get update
+    stamp_set apt-update "$(date -u +%F)"
+    logged apt-browsers apt-get install -y --no-install-recommends "${APT_PACKAGES[@]}"
+  fi
+  browsers_present || die "apt finished but $FIREFOX_BIN, $WEBKIT_DRIVER_BIN or xvfb-run is missing"
+}
+
+selenium() {
+  local key
+  [[ -x .venv/bin/python ]] || die ".venv missing: run bash scripts/setup.sh first"
+  # keyed on setup.sh's .venv stamp too: a rebuilt .venv reinstalls selenium
+  key=$(stamp_key "v1" "$(.venv/bin/python -V 2>&1)" "$SELENIUM_REQ" @"$STAMPS/venv")
+  if stamp_ok selenium "$key" && .venv/bin/python -c 'import selenium' 2>/dev/null; then
+    say "selenium: up to date"
+    return
+  fi
+  say "selenium: installing $SELENIUM_REQ into .venv"
+  # e2e starts WebKitWebDriver itself and talks to it as a Remote: selenium-manager (which
+  # would try to download drivers) never runs
+  logged pip-selenium .venv/bin/pip install "${PIP_FLAGS[@]}" "$SELENIUM_REQ"
+  .venv/bin/python -c 'import selenium.webdriver' || die "selenium does not import"
+  stamp_set selenium "$key"
+}
+
+main() {
+  browser_packages
+  selenium
+  say "done in $(( $(date +%s) - T0 ))s"
+}
+
+main "$@"; exit $?
