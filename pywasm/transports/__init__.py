@@ -16,12 +16,15 @@ if TYPE_CHECKING:
 
 
 def default_native_transports() -> list["Transport"]:
-    """The transports a native node dials and listens with: TCP, WebSocket, QUIC-v1."""
+    """The transports a native node dials and listens with: TCP, WebSocket, QUIC-v1, and
+    WebTransport (dial only; pywasm-relay has the listener)."""
     from .quic import QuicTransport  # aioquic: native only
     from .tcp import TCPTransport
+    from .webtransport_native import NativeWebTransportTransport
     from .websocket import WebSocketTransport
 
-    return [TCPTransport(), WebSocketTransport(), QuicTransport()]
+    # WebTransport before QUIC: its addresses are QUIC addresses with more after them
+    return [TCPTransport(), WebSocketTransport(), NativeWebTransportTransport(), QuicTransport()]
 
 
 __all__ = ["default_native_transports"]

@@ -579,4 +579,4 @@ async def test_wss_dial_with_sni_and_custom_context(tmp_path: Any) -> None:
 
 def test_default_native_transports() -> None:
     kinds = [type(t).__name__ for t in default_native_transports()]
-    assert kinds == ["TCPTransport", "WebSocketTransport", "QuicTransport"]
+    assert kinds == ["TCPTransport", "WebSocketTransport", "NativeWebTransportTransport", "QuicTransport"]
