@@ -34,8 +34,21 @@ ENV_SELECT = "PYWASM_E2E_BROWSERS"
 
 FIREFOX = Path(os.environ.get("PYWASM_FIREFOX", "/usr/bin/firefox-esr"))
 FIREFOX_PREFS: dict[str, Any] = {
-    # WebRTC on loopback: host candidates on 127.0.0.1, not hidden behind mDNS names
+    # WebRTC to a 127.0.0.1 server (webrtc-direct), as Firefox 153 decides it:
+    # * nICEr drops loopback addresses from the host candidates unless ice.loopback is set;
+    # * a page with no camera/microphone grant gathers on the "default address" only
+    #   (PeerConnectionImpl::GetPrefDefaultAddressOnly ORs in
+    #   !MediaManager::IsActivelyCapturingOrHasAPermission), found by connecting a UDP socket
+    #   to 8.8.8.8 (a loopback page origin is not used as the target): the eth0 address on a
+    #   machine with a default route, and 192.0.2.2 cannot reach 127.0.0.1. The permission
+    #   manager answers "camera"/"microphone" from permissions.default.* when no site entry
+    #   exists (WebDriver BiDi permissions.setPermission rejects "camera" in 153), so allowing
+    #   both by default lifts that, with no network namespace and no page code.
+    #   TEST-ONLY profile: no page asks for a device here, and there are none.
+    # * host addresses are not hidden behind mDNS names (the grant above also disables it).
     "media.peerconnection.ice.loopback": True,
+    "permissions.default.camera": 1,
+    "permissions.default.microphone": 1,
     "media.peerconnection.ice.obfuscate_host_addresses": False,
     # nothing in the background reaches for the (unreachable) internet
     "app.update.enabled": False,

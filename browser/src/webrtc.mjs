@@ -206,6 +206,8 @@ class PeerConnection {
     this._pending = [];
     this._acceptWaiter = null;
     this._closed = false;
+    this._iceConnected = false; // set once ICE has a working pair: failures after that are not ICE's
+    this._localAddrs = [];
     this._channels = new Set(); // to end them when the connection goes (pc.close() fires no events)
     this.pc = null;
     this.handshake = null;
@@ -218,12 +220,20 @@ class PeerConnection {
       const pc = new RTCPeerConnection({ iceServers: [], certificates: [certificate] });
       this.pc = pc;
       pc.ondatachannel = (ev) => this._incoming(ev.channel);
+      // our host candidates' addresses, for the ICE failure message (a browser that skips
+      // loopback gathers none that can reach a 127.0.0.1 server); a handful at most
+      pc.onicecandidate = (ev) => {
+        const addr = ev.candidate?.address;
+        if (addr && this._localAddrs.length < 8 && !this._localAddrs.includes(addr)) this._localAddrs.push(addr);
+      };
+      pc.oniceconnectionstatechange = () => {
+        const s = pc.iceConnectionState;
+        if (s === 'connected' || s === 'completed') this._iceConnected = true;
+      };
       pc.onconnectionstatechange = () => {
         const s = pc.connectionState;
         if (s === 'failed' || s === 'closed' || s === 'disconnected') {
-          if (!this.failure && s !== 'closed') {
-            this.failure = pc.sctp?.transport?.state === 'failed' ? 'DTLS handshake failed' : `connection ${s}`;
-          }
+          if (!this.failure && s !== 'closed') this.failure = this._whyFailed(`connection ${s}`);
           this._finish();
         }
       };
@@ -238,9 +248,7 @@ class PeerConnection {
           dc.addEventListener('close', () => reject(new Error(this.failure || 'handshake channel closed before opening')), { once: true });
           // a certhash that does not match fails DTLS: say so at once instead of timing out
           const dtls = pc.sctp?.transport;
-          const fail = () => reject(new Error(dtls?.state === 'failed'
-            ? 'DTLS handshake failed (does the certhash match the server certificate?)'
-            : 'connection failed (ICE or DTLS: does the certhash match the server certificate?)'));
+          const fail = () => reject(new Error(this._whyFailed('connection failed')));
           dtls?.addEventListener('statechange', () => dtls.state === 'failed' && fail());
           pc.addEventListener('connectionstatechange', () => pc.connectionState === 'failed' && fail());
         });
@@ -256,6 +264,24 @@ class PeerConnection {
 
   ready() {
     return this._ready;
+  }
+
+  // Bottom-up: DTLS (where a wrong certhash shows) only runs over a working ICE pair, and
+  // Firefox marks the DTLS transport failed when ICE fails too; so an ICE failure must be
+  // named as such, not blamed on the certhash.
+  _whyFailed(fallback) {
+    const pc = this.pc;
+    const ice = pc?.iceConnectionState ?? 'unknown';
+    const dtls = pc?.sctp?.transport?.state;
+    const to = this.opts.ip6 ? `[${this.opts.host}]:${this.opts.port}` : `${this.opts.host}:${this.opts.port}`;
+    if (ice === 'connected' || ice === 'completed') this._iceConnected = true; // event may still be queued
+    if (!this._iceConnected) {
+      const local = this._localAddrs.length ? this._localAddrs.join(', ') : 'none';
+      return `ICE failed (ICE state ${ice}): no candidate pair reached ${to} (local candidates: ${local})`;
+    }
+    if (dtls === 'failed') return 'DTLS handshake failed (does the certhash match the server certificate?)';
+    if (ice === 'failed' || ice === 'disconnected') return `ICE connectivity to ${to} lost (ICE state ${ice})`;
+    return `${fallback} (ICE ${ice}, DTLS ${dtls ?? 'unknown'})`;
   }
 
   _track(ch) {
@@ -331,6 +357,188 @@ export function dialDirect(opts) {
     ip6: Boolean(o.ip6),
     fingerprint: String(o.fingerprint),
     ufrag: String(o.ufrag),
+    maxBuffered: o.maxBuffered,
+    maxPendingChannels: o.maxPendingChannels,
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+// Private-to-private WebRTC (libp2p/specs webrtc/webrtc.md). Python runs the signaling
+// protocol over the relayed connection (pywasm/transports/browser_webrtc.py); this side
+// only drives the RTCPeerConnection. No Noise: each side's DTLS fingerprint is in the SDP,
+// which travelled over the authenticated relayed connection.
+//
+//   const pc = createPeer({ maxBuffered, maxPendingChannels })
+//   await pc.ready()             -> '' or a one-line failure
+//   await pc.makeOffer()         -> offer SDP (dialer; an 'init' channel first, so the offer
+//                                   has a data section to gather candidates for)
+//   await pc.acceptOffer(sdp)    -> answer SDP (listener)
+//   await pc.acceptAnswer(sdp)   -> '' (dialer)
+//   await pc.nextCandidate()     -> JSON of RTCIceCandidate.toJSON(), or null once gathering
+//                                   ended, the connection is up or it died
+//   await pc.addCandidate(json)  -> '' or why the browser refused it (not fatal: ICE goes on)
+//   await pc.connected()         -> '' once connectionState is 'connected', else why not
+//   await pc.closeInit()         -> '' once the dialer's 'init' channel opened and closed
+//   await pc.selectedPair()      -> { local, remote } candidate types/addresses in use, or null
+// Channels and accept()/createChannel()/close()/failure as for dialDirect. The remote's
+// 'init' channel is never offered to accept(): it is no libp2p stream.
+
+const MAX_QUEUED_CANDIDATES = 64;
+
+class SignaledPeerConnection extends PeerConnection {
+  // no class fields here: the base constructor calls _start() before they would be set
+  async _start() {
+    try {
+      this._cands = [];
+      this._candWaiter = null;
+      this._gatherDone = false;
+      this._connWaiters = [];
+      this._init = null;
+      const pc = new RTCPeerConnection({ iceServers: [] });
+      this.pc = pc;
+      pc.ondatachannel = (ev) => this._incoming(ev.channel);
+      pc.onicecandidate = (ev) => {
+        const c = ev.candidate;
+        // null: gathering is over; '' : end of this generation (the spec sends neither)
+        if (!c || !c.candidate) {
+          this._gatherDone = true;
+          this._wakeCandidate(null);
+          return;
+        }
+        const json = JSON.stringify(c.toJSON());
+        if (this._candWaiter) this._wakeCandidate(json);
+        else if (this._cands.length < MAX_QUEUED_CANDIDATES) this._cands.push(json);
+      };
+      pc.onconnectionstatechange = () => {
+        const s = pc.connectionState;
+        if (s === 'connected') {
+          this._wakeConnected('');
+        } else if (s === 'failed' || s === 'closed' || s === 'disconnected') {
+          if (!this.failure && s !== 'closed') this.failure = this._whyFailed(`connection ${s}`);
+          this._finish();
+        }
+      };
+      return '';
+    } catch (e) {
+      const why = String(e?.message ?? e).split('\n')[0];
+      if (!this.failure) this.failure = why;
+      this.close();
+      return why;
+    }
+  }
+
+  _whyFailed(fallback) {
+    const pc = this.pc;
+    return `${fallback} (ICE ${pc?.iceConnectionState ?? 'unknown'}, DTLS ${pc?.sctp?.transport?.state ?? 'unknown'})`;
+  }
+
+  _wakeCandidate(value) {
+    const w = this._candWaiter;
+    this._candWaiter = null;
+    if (w) w(value);
+  }
+
+  _wakeConnected(why) {
+    for (const w of this._connWaiters.splice(0)) w(why);
+  }
+
+  _finish() {
+    super._finish();
+    this._wakeCandidate(null);
+    this._wakeConnected(this.failure || 'peer connection closed');
+  }
+
+  _incoming(dc) {
+    if (dc.label === 'init') return; // the dialer's, closed by the dialer (webrtc.md step 8)
+    super._incoming(dc);
+  }
+
+  async makeOffer() {
+    this._init = this.pc.createDataChannel('init');
+    const offer = await this.pc.createOffer();
+    await this.pc.setLocalDescription(offer);
+    return this.pc.localDescription.sdp;
+  }
+
+  async acceptOffer(sdp) {
+    await this.pc.setRemoteDescription({ type: 'offer', sdp: String(sdp) });
+    const answer = await this.pc.createAnswer();
+    await this.pc.setLocalDescription(answer);
+    return this.pc.localDescription.sdp;
+  }
+
+  async acceptAnswer(sdp) {
+    await this.pc.setRemoteDescription({ type: 'answer', sdp: String(sdp) });
+    return '';
+  }
+
+  nextCandidate() {
+    if (this._cands.length) return this._cands.shift();
+    if (this._gatherDone || this._closed || this.pc?.connectionState === 'connected') return null;
+    if (this._candWaiter) throw new Error('concurrent nextCandidate on a peer connection');
+    return new Promise((resolve) => {
+      this._candWaiter = resolve;
+    });
+  }
+
+  async addCandidate(json) {
+    try {
+      const init = JSON.parse(String(json));
+      if (init === null || init === '' || init?.candidate === '') return ''; // end of candidates
+      await this.pc.addIceCandidate(init);
+      return '';
+    } catch (e) {
+      return String(e?.message ?? e).split('\n')[0] || 'bad candidate';
+    }
+  }
+
+  connected() {
+    if (this.pc?.connectionState === 'connected') return '';
+    if (this._closed) return this.failure || 'peer connection closed';
+    return new Promise((resolve) => this._connWaiters.push(resolve));
+  }
+
+  async closeInit() {
+    const dc = this._init;
+    if (!dc) return '';
+    this._init = null;
+    if (dc.readyState === 'connecting') {
+      await new Promise((resolve) => {
+        dc.addEventListener('open', resolve, { once: true });
+        dc.addEventListener('close', resolve, { once: true });
+      });
+    }
+    if (dc.readyState !== 'closed') {
+      // wait for the close so its id is not reused before both sides saw it go
+      const closed = new Promise((resolve) => dc.addEventListener('close', resolve, { once: true }));
+      dc.close();
+      await closed;
+    }
+    return '';
+  }
+
+  async selectedPair() {
+    if (!this.pc) return null;
+    const stats = await this.pc.getStats();
+    let pair = null;
+    stats.forEach((s) => {
+      if (s.type === 'transport' && s.selectedCandidatePairId) pair = stats.get(s.selectedCandidatePairId);
+    });
+    if (!pair) stats.forEach((s) => { if (!pair && s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') pair = s; });
+    if (!pair) return null;
+    const side = (id) => {
+      const c = stats.get(id);
+      return c ? { type: c.candidateType, protocol: c.protocol, address: c.address ?? c.ip ?? '', port: c.port } : null;
+    };
+    return { local: side(pair.localCandidateId), remote: side(pair.remoteCandidateId) };
+  }
+}
+
+/** A peer connection for private-to-private WebRTC; see the section header above. */
+export function createPeer(opts = {}) {
+  if (!available()) throw new Error('no RTCPeerConnection in this environment');
+  const o = typeof opts?.toJs === 'function' ? opts.toJs({ dict_converter: Object.fromEntries }) : (opts ?? {});
+  return new SignaledPeerConnection({
     maxBuffered: o.maxBuffered,
     maxPendingChannels: o.maxPendingChannels,
   });
