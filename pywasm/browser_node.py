@@ -168,6 +168,20 @@ class BrowserNode:
             "observed_addr": str(info.observed_addr) if info.observed_addr is not None else "",
         }
 
+    async def listen(self, maddr: str) -> list[str]:
+        """Listen on ``maddr``; in a page that means through a relay:
+        ``<relay addr>/p2p/<relay id>/p2p-circuit`` (a reservation) or the same with
+        ``/webrtc`` appended (a reservation plus private-to-private WebRTC). Returns the
+        new addresses, each ending with our ``/p2p/<id>``."""
+        if not isinstance(maddr, str) or not maddr.strip():
+            raise ConfigError("empty multiaddr: pass e.g. <relay addr>/p2p/<relay id>/p2p-circuit/webrtc")
+        timeout = self.dial_timeout * 2 + 1.0
+        try:
+            bound = await asyncio.wait_for(self.host.listen(maddr.strip()), timeout)
+        except asyncio.TimeoutError:
+            raise DialError(f"listening on {maddr.strip()} timed out after {timeout:g} s") from None
+        return [str(a) for a in bound]
+
     async def stop(self) -> None:
         await self.host.stop()
 
@@ -202,7 +216,8 @@ async def create(
     host = await Host.create(
         listen=[],
         transports=[BrowserWebSocketTransport(dial_timeout=float(dial_timeout)), *_webrtc_direct(float(dial_timeout)),
-                    *_webtransport(float(dial_timeout)), CircuitTransport(hop_timeout=float(dial_timeout))],
+                    *_webtransport(float(dial_timeout)), CircuitTransport(hop_timeout=float(dial_timeout)),
+                    *_webrtc(float(dial_timeout))],
         # circuit relay v2 client: reserve on a relay (host.listen("<relay>/p2p-circuit")),
         # accept relayed connections (stop), dial /p2p-circuit addresses
         services=[*default_services(), RelayClientService(hop_timeout=float(dial_timeout))],
@@ -239,10 +254,26 @@ def _webrtc_direct(dial_timeout: float) -> list[Any]:
     return [BrowserWebRTCDirectTransport(dial_timeout=dial_timeout, js_module=js)]
 
 
+def _webrtc(dial_timeout: float) -> list[Any]:
+    """Private-to-private WebRTC (``<relay>/p2p-circuit/webrtc``): dial, and listen through
+    a relay reservation, when the page has RTCPeerConnection and the shim has createPeer."""
+    try:
+        import pywasm_webrtc_js as js  # type: ignore[import-not-found]
+    except ImportError:
+        return []
+    if not js.available() or not hasattr(js, "createPeer"):
+        return []
+    from .transports.browser_webrtc import BrowserWebRTCTransport
+
+    # the whole dial covers a relayed dial, signaling and ICE: twice a plain dial's bound
+    return [BrowserWebRTCTransport(dial_timeout=2 * dial_timeout, js_module=js)]
+
+
 # transports that exist only when the page has the browser API behind them
 _BROWSER_APIS = (
     ("webtransport", "pywasm_webtransport_js", "WebTransport"),
     ("webrtc-direct", "pywasm_webrtc_js", "RTCPeerConnection"),
+    ("webrtc", "pywasm_webrtc_js", "RTCPeerConnection"),
 )
 
 
@@ -292,7 +323,7 @@ async def js_call(node: BrowserNode | None, method: str, *args: Any) -> list[Any
             kwargs = dict(args[0]) if args and args[0] is not None else {}
             value: Any = await create(**kwargs)
         else:
-            if method not in ("dial", "ping", "stop", "echo", "identify"):
+            if method not in ("dial", "ping", "stop", "echo", "identify", "listen"):
                 raise ConfigError(f"unknown node method {method!r}")
             value = await getattr(node, method)(*args)
     except Exception as exc:

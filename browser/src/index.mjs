@@ -5,6 +5,7 @@
 //   const node = await createNode({ onProgress: (stage, detail) => console.log(stage, detail) });
 //   const remote = await node.dial('/ip4/127.0.0.1/tcp/4002/ws/p2p/12D3Koo...');
 //   const ms = await node.ping('/ip4/127.0.0.1/tcp/4002/ws/p2p/12D3Koo...');
+//   const [relayed, rtc] = await node.listen('/ip4/127.0.0.1/tcp/4002/ws/p2p/12D3Koo.../p2p-circuit/webrtc');
 //   await node.stop();
 //
 // Bundled by browser/build.mjs into browser/dist/pywasm.mjs (crypto.mjs, websocket.mjs and
@@ -340,6 +341,14 @@ export async function createNode(options = {}) {
     connections: () => syncList(() => pyNode.connections(), 'connections'),
     dial: (maddr) => call('dial', maddr, dialTimeoutMs + GUARD_SLACK_MS),
     ping: (maddr) => call('ping', maddr, dialTimeoutMs + pingTimeoutMs + GUARD_SLACK_MS),
+    // listen through a relay: '<relay>/p2p/<id>/p2p-circuit' (reserve) or '.../p2p-circuit/webrtc'
+    // (reserve + private-to-private WebRTC); resolves to the new multiaddrs (strings)
+    listen: async (maddr) => {
+      const v = await call('listen', maddr, 2 * dialTimeoutMs + 2 * GUARD_SLACK_MS);
+      const out = typeof v?.toJs === 'function' ? v.toJs() : v;
+      v?.destroy?.();
+      return Array.from(out, String);
+    },
     stop: async () => {
       if (stopped) return;
       stopped = true;

@@ -413,6 +413,7 @@ class SignaledPeerConnection extends PeerConnection {
         const s = pc.connectionState;
         if (s === 'connected') {
           this._wakeConnected('');
+          this._wakeCandidate(null); // trickling ends with the connection up (js-libp2p does the same)
         } else if (s === 'failed' || s === 'closed' || s === 'disconnected') {
           if (!this.failure && s !== 'closed') this.failure = this._whyFailed(`connection ${s}`);
           this._finish();

@@ -126,13 +126,14 @@ class Host:
         self.security = list(security)
         self.transports: list[Transport] = list(transports) if transports is not None else default_transports()
         self.upgrader = Upgrader(self.security, self.muxers, self.config)
-        # transports that secure their own connections (QUIC, WebTransport) need our key
+        self.registry = HandlerRegistry()
+        self.registry.on_change = self._local_changed
+        # transports that secure their own connections (QUIC, WebTransport) need our key;
+        # some (WebRTC signaling) also register handlers, so the registry exists first
         for transport in self.transports:
             bind = getattr(transport, "bind", None)
             if callable(bind):
                 bind(self)
-        self.registry = HandlerRegistry()
-        self.registry.on_change = self._local_changed
 
         if services is None:
             services = default_services()
@@ -462,11 +463,22 @@ class Host:
                 existing = self._best_connection(peer)
                 # a limited (relayed) connection does not answer a dial to a direct
                 # address: that dial is how DCUtR and apps get off the relay
-                if existing is not None and (not existing.limited or ma.has_protocol("p2p-circuit")):
+                relayed_addr = ma.has_protocol("p2p-circuit") and not ma.has_protocol("webrtc")
+                if existing is not None and (not existing.limited or relayed_addr):
                     return existing
             key = peer if peer is not None else ma
             return await self._dedup(key, lambda: self._dial_addr(ma, peer, timeout))
         raise DialError(f"cannot dial a {type(target).__name__}: pass a Multiaddr, str, PeerId or Connection")
+
+    async def dial_address(self, addr: Multiaddr | str, *, timeout: float | None = None) -> Connection:
+        """Dial exactly ``addr`` now: no reuse of a live connection and no joining a dial
+        in progress to the same peer. For transports that build a connection on top of
+        another one (WebRTC signals over a relayed connection while the host's dial to
+        that peer is still running); applications want :meth:`dial`."""
+        ma = addr if isinstance(addr, Multiaddr) else Multiaddr(addr)
+        text = ma.peer_id()
+        peer = PeerId.from_string(text) if text is not None and ma.protocols()[-1:] == ["p2p"] else None
+        return await self._dial_addr(ma, peer, timeout)
 
     def _best_connection(self, peer: PeerId) -> Connection | None:
         conns = self.connections_to(peer)
