@@ -160,7 +160,12 @@ def _relay_services(listen: list[Any]) -> list[Any]:
 
     # a private/loopback relay is a LAN deployment: it serves kubo's LAN DHT protocol
     dht = KadDHT(mode="server", protocol_prefix="/ipfs" if public else "/ipfs/lan")
-    return [*base, AutoNATv2Service(client=False, allow_private=not public), dht, RendezvousService(server=True)]
+    from pywasm.apps.chat import TopicRelayGossipsub
+
+    # gossipsub joined to the universal-connectivity topics (UC message ids): pages that
+    # know only the relay still share one chat mesh through it
+    chat = TopicRelayGossipsub()
+    return [*base, AutoNATv2Service(client=False, allow_private=not public), dht, RendezvousService(server=True), chat]
 
 
 async def _serve(args: argparse.Namespace, site: str, key: Any, listen: list[Any], transports: list[Any],

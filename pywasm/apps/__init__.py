@@ -1,0 +1,1 @@
+"""Applications built on the pywasm API (pure Python: they run in Pyodide and natively)."""
