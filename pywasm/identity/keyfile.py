@@ -8,9 +8,9 @@ written atomically (temporary file in the same directory, fsync, ``os.replace``)
 from __future__ import annotations
 
 import os
-import secrets
 
 from ..errors import ConfigError, PywasmError
+from ..fileio import write_private_atomic
 from .keys import KeyType, PrivateKey
 
 #: Key files are small (an 8192-bit RSA key is under 5 KiB); refuse anything huge.
@@ -22,45 +22,10 @@ KEY_FILE_MODE = 0o600
 def save(path: str | os.PathLike[str], key: PrivateKey) -> None:
     """Write ``key`` to ``path`` atomically with mode 0600."""
     path = os.fspath(path)
-    data = key.to_protobuf()
-    directory = os.path.dirname(os.path.abspath(path))
     try:
-        os.makedirs(directory, mode=0o700, exist_ok=True)
-        tmp = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), KEY_FILE_MODE)
-        try:
-            try:
-                view = memoryview(data)
-                while view:
-                    written = os.write(fd, view)
-                    view = view[written:]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
-        _fsync_dir(directory)
+        write_private_atomic(path, key.to_protobuf(), KEY_FILE_MODE)
     except OSError as e:
         raise ConfigError(f"cannot write key file {path}: {e.strerror or e}; check the path and permissions") from None
-
-
-def _fsync_dir(directory: str) -> None:
-    # Makes the rename durable; not possible on every platform/filesystem (best effort).
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _read(path: str) -> bytes:

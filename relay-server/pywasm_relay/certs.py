@@ -14,12 +14,12 @@ from __future__ import annotations
 import datetime
 import logging
 import os
-import secrets
 import time
 from pathlib import Path
 from typing import Callable
 
 from pywasm.errors import ConfigError, DecodeError
+from pywasm.fileio import write_private_atomic
 from pywasm.transports.cert_rotation import DEFAULT_PERIOD, DEFAULT_SKEW, CertRecord, CertRotation
 
 CERT_FILE_NAME = "webtransport-certs.json"
@@ -58,26 +58,6 @@ def make_ecdsa_cert(not_before: float, not_after: float) -> tuple[bytes, bytes]:
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
     return der, pem
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
-    try:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 class CertStore:
@@ -119,7 +99,7 @@ class CertStore:
         if changed:
             try:
                 self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-                _write_atomic(self.path, self.rotation.to_json().encode())
+                write_private_atomic(self.path, self.rotation.to_json().encode(), FILE_MODE)
             except OSError as exc:
                 raise ConfigError(f"cannot write {self.path}: {exc.strerror or exc}") from None
         return changed

@@ -45,7 +45,6 @@ import functools
 import logging
 import os
 import socket
-import tempfile
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -57,6 +56,7 @@ from pywasm.errors import (
     PywasmError,
     TransportError,
 )
+from pywasm.fileio import write_private_atomic
 from pywasm.multiformats.multiaddr import Multiaddr
 from pywasm.transports.webrtc_direct_addr import (
     MUXER_PROTOCOL,
@@ -184,26 +184,8 @@ class DtlsCertificate:
             log.warning("webrtc-direct certificate %s expires %s: renewing (the certhash changes)",
                         path, cert.not_after.isoformat())
         cert = cls.generate()
-        _write_private(path, cert.to_pem())
+        write_private_atomic(path, cert.to_pem())
         return cert
-
-
-def _write_private(path: str, data: bytes) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".webrtc-cert-", dir=directory)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 # --- one UDP socket, many peers ------------------------------------------------------------
