@@ -24,6 +24,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ._jsffi import load_js_module, maybe_await
 from ..errors import ConfigError, DialError, HandshakeTimeoutError, PeerIdMismatchError, PywasmError, TransportError
 from ..multiformats.multiaddr import Multiaddr
 from .webrtc_direct_addr import (
@@ -52,20 +53,10 @@ DEFAULT_JS_MAX_BUFFERED = 32 * 1024 * 1024
 
 
 def _load_js() -> Any:
-    try:
-        import pywasm_webrtc_js as js  # type: ignore[import-not-found]
-    except ImportError:
-        raise TransportError(
-            "the JS WebRTC module is not registered: the bootstrap must call "
-            f'pyodide.registerJsModule("{JS_MODULE_NAME}", module) before dialing'
-        ) from None
-    return js
+    return load_js_module(JS_MODULE_NAME, "WebRTC")
 
 
-async def _maybe_await(value: Any) -> Any:
-    if hasattr(value, "then"):
-        return await value
-    return value
+_maybe_await = maybe_await
 
 
 class _JsChannel:

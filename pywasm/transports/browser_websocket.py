@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
+from ._jsffi import load_js_module, maybe_await
 from ..errors import ConfigError, DialError, StreamClosedError, StreamResetError, TransportError
 from ..muxers.bytequeue import ByteQueue
 from .addrs import WsAddr, format_hostport, parse_ws
@@ -70,21 +71,10 @@ def ws_url(wa: WsAddr) -> str:
 
 
 def _load_js() -> Any:
-    try:
-        import pywasm_websocket_js as js  # type: ignore[import-not-found]
-    except ImportError:
-        raise TransportError(
-            "the JS WebSocket module is not registered: the bootstrap must call "
-            f'pyodide.registerJsModule("{JS_MODULE_NAME}", module) before dialing'
-        ) from None
-    return js
+    return load_js_module(JS_MODULE_NAME, "WebSocket")
 
 
-async def _maybe_await(value: Any) -> Any:
-    # the shim answers synchronously when it can; only Promises (thenables) are awaited
-    if hasattr(value, "then"):
-        return await value
-    return value
+_maybe_await = maybe_await
 
 
 class BrowserWebSocketConnection:

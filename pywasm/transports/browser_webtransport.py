@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
+from ._jsffi import is_null, load_js_module, maybe_await
 from ..errors import (
     ConfigError,
     ConnectionClosedError,
@@ -56,25 +57,13 @@ DEFAULT_CLOSE_TIMEOUT = 2.0
 
 
 def _load_js() -> Any:
-    try:
-        import pywasm_webtransport_js as js  # type: ignore[import-not-found]
-    except ImportError:
-        raise TransportError(
-            "the JS WebTransport module is not registered: the bootstrap must call "
-            f'pyodide.registerJsModule("{JS_MODULE_NAME}", module) before dialing'
-        ) from None
-    return js
+    return load_js_module(JS_MODULE_NAME, "WebTransport")
 
 
-async def _maybe_await(value: Any) -> Any:
-    if hasattr(value, "then"):
-        return await value
-    return value
+_maybe_await = maybe_await
 
 
-def _is_null(value: Any) -> bool:
-    # JS null arrives as None, or as pyodide.ffi.jsnull when it comes through a Promise
-    return value is None or type(value).__name__ == "JsNull"
+_is_null = is_null
 
 
 def _js_message(exc: BaseException) -> str:
