@@ -11,6 +11,11 @@
 * ``browser_caps``: that probe's result (dict), e.g. ``browser_caps["WebTransport"]``.
 * ``page`` / ``new_page``: a fresh context + page whose console messages, page errors, crashes
   and failed requests are recorded and appended to the report of a failing test.
+* ``pages_in``: for a test that drives several browsers itself (not parametrized, e.g. a
+  Chromium page talking to a Firefox page; ``browser_feature(..., browsers=(...))``):
+  ``pages_in("firefox")`` launches that browser for this test (probed and recorded like the
+  session's) and returns a page factory for it. Such a test runs once, and only when every
+  browser it names is selected (else it is deselected).
 * ``relay``: ``pywasm-relay`` on ephemeral ports (tcp, ws, http) with a temporary data dir,
   its stdout parsed for the http URL and multiaddrs; stopped by its own PID.
 * ``peers``: the interop harness (tests/interop/harness.py) for js-libp2p Node peers.
@@ -27,7 +32,7 @@ import pytest
 
 from e2e import browsers
 from e2e.harness import SITE, Relay, StaticServer, build_js_page, require
-from e2e.results_plugin import UNSUPPORTED, ResultsRecorder, browser_of, feature_of
+from e2e.results_plugin import UNSUPPORTED, ResultsRecorder, browser_of, feature_of, multi_browsers
 from tests.interop.conftest import mark_items_under, peers  # noqa: F401  (peers: the interop fixture)
 
 _HERE = Path(__file__).resolve().parent
@@ -52,8 +57,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "browser_feature(label, needs=(), matrix=True): the browser-matrix row of this test and the browser "
-        "APIs it needs (matrix=False: a harness self-test, left out of the README table)",
+        "browser_feature(label, needs=(), matrix=True, browsers=()): the browser-matrix row of this test and "
+        "the browser APIs it needs (matrix=False: a harness self-test, left out of the README table; "
+        "browsers: a non-parametrized test driving these browsers itself through pages_in)",
     )
     if not config.pluginmanager.has_plugin("e2e-results"):
         config.pluginmanager.register(_RECORDER, "e2e-results")
@@ -74,6 +80,13 @@ def _unsupported(item: pytest.Item, name: str | None) -> str | None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     mark_items_under(_HERE, pytest.mark.e2e, items)
+    # a multi-browser test runs when all its browsers are selected (--e2e-browser firefox
+    # alone must not launch Chromium); it is not run once per selected browser
+    chosen = set(browsers.selected(config.getoption("--e2e-browser", default=[])))
+    out = [i for i in items if not set(multi_browsers(i)) - chosen]
+    if len(out) != len(items):
+        config.hook.pytest_deselected(items=[i for i in items if i not in out])
+        items[:] = out
 
 
 @pytest.hookimpl(wrapper=True)
@@ -241,6 +254,47 @@ def new_page(browser: Any) -> Iterator[PageFactory]:
 @pytest.fixture
 def page(new_page: PageFactory) -> Any:
     return new_page("page")
+
+
+@pytest.fixture
+def pages_in(
+    request: pytest.FixtureRequest, playwright_session: Any, probe_server: StaticServer
+) -> Iterator[Any]:
+    """``pages_in(name)``: a PageFactory in browser ``name`` launched for this test (see the
+    module doc); browsers and their pages are closed afterwards."""
+    launched: dict[str, tuple[Any, PageFactory]] = {}
+    names = multi_browsers(request.node)
+
+    def get(name: str) -> PageFactory:
+        if name not in names:
+            raise AssertionError(f"{request.node.nodeid} drives {name}: name it in browser_feature(browsers=...)")
+        if name not in launched:
+            b = browsers.launch(name, playwright_session)
+            factory = PageFactory(b, name)
+            launched[name] = (b, factory)
+            version = browsers.version_of(name, b)
+            ctx = b.new_context()
+            try:
+                page = ctx.new_page()
+                page.goto(probe_server.url)
+                caps = browsers.probe(page)
+            finally:
+                ctx.close()
+            _RECORDER.record_browser(name, version, caps)
+            reason = browsers.unsupported_reason(name, version, caps, feature_of(request.node)[1])
+            if reason:
+                pytest.skip(UNSUPPORTED + reason)
+        return launched[name][1]
+
+    try:
+        yield get
+    finally:
+        for b, factory in launched.values():
+            factory.close()
+            try:
+                b.close()
+            except Exception:  # a browser that died already
+                pass
 
 
 @pytest.fixture(scope="module")

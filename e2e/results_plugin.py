@@ -9,6 +9,11 @@ matrix), the APIs the feature needs, and the outcome:
   'undefined'"); the test did not run;
 * ``skipped``: any other skip (there should be none).
 
+A test that drives several browsers itself (not parametrized; ``browser_feature(...,
+browsers=("chromium", "firefox"))``, e.g. a Chromium page talking to a Firefox page) runs
+once and gets one entry per browser it drives (id ``<nodeid>[<browser>]``), all with the
+one outcome, plus ``"browsers"``: the browsers of that test (other columns show n/a).
+
 Plus, per browser, its version and the capability probe (e2e/browsers.py PROBE_JS).
 scripts/browser_matrix.py renders the file as the README's feature-by-browser table.
 
@@ -62,6 +67,12 @@ def browser_of(item: pytest.Item) -> str | None:
     return cs.params.get("browser_name") if cs is not None else None
 
 
+def multi_browsers(item: pytest.Item) -> tuple[str, ...]:
+    """The browsers a non-parametrized test drives itself (``browser_feature(browsers=...)``)."""
+    m = item.get_closest_marker("browser_feature")
+    return tuple(m.kwargs.get("browsers", ())) if m is not None and browser_of(item) is None else ()
+
+
 def _skip_reason(report: pytest.TestReport) -> str:
     lr = report.longrepr
     if isinstance(lr, tuple) and len(lr) == 3:
@@ -74,6 +85,7 @@ class ResultsRecorder:
 
     def __init__(self) -> None:
         self.rows: dict[str, dict[str, Any]] = {}
+        self.row_ids: dict[str, list[str]] = {}  # nodeid -> its rows (several for a multi-browser test)
         self.browser_meta: dict[str, dict[str, Any]] = {}
         self.t0 = time.monotonic()
         self.browser_wall: dict[str, float] = {}
@@ -89,24 +101,32 @@ class ResultsRecorder:
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         name = browser_of(item)
         feature, needs = feature_of(item)
-        self.rows[item.nodeid] = {
-            "id": item.nodeid,
-            "test": item.nodeid.replace(f"[{name}]", "").replace(f"[{name}-", "[").replace(f"-{name}]", "]")
-            if name else item.nodeid,
-            "browser": name,
-            "feature": feature,
-            "needs": list(needs),
-            "matrix": in_matrix(item),
-            "outcome": "passed",
-            "reason": "",
-            "duration_s": 0.0,
-            "at": _now(),
-        }
+        several = multi_browsers(item)
+        ids: list[str] = []
+        for b in several or (name,):
+            rid = f"{item.nodeid}[{b}]" if several else item.nodeid
+            ids.append(rid)
+            self.rows[rid] = {
+                "id": rid,
+                "test": item.nodeid.replace(f"[{b}]", "").replace(f"[{b}-", "[").replace(f"-{b}]", "]")
+                if b else item.nodeid,
+                "browser": b,
+                "feature": feature,
+                "needs": list(needs),
+                "matrix": in_matrix(item),
+                "outcome": "passed",
+                "reason": "",
+                "duration_s": 0.0,
+                "at": _now(),
+                **({"browsers": list(several)} if several else {}),
+            }
+        self.row_ids[item.nodeid] = ids
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        row = self.rows.get(report.nodeid)
-        if row is None:
-            return
+        for rid in self.row_ids.get(report.nodeid, ()):
+            self._log_row(self.rows[rid], report)
+
+    def _log_row(self, row: dict[str, Any], report: pytest.TestReport) -> None:
         row["duration_s"] = round(row["duration_s"] + report.duration, 3)
         if report.skipped:
             reason = _skip_reason(report)

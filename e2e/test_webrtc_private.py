@@ -15,6 +15,8 @@ import json
 import time
 from typing import Any
 
+import pytest
+
 from e2e.harness import Relay, boot_node, must, must_py, run_js
 
 MIB = 1024 * 1024
@@ -63,27 +65,26 @@ def _webrtc_addr(addrs: list[str], relay_addr: str) -> str:
     raise AssertionError(f"no {relay_addr}/p2p-circuit/webrtc/p2p/ address among {addrs}")
 
 
-def test_webrtc_private_pywasm_pages(new_page: Any, live_relay: Relay) -> None:
-    """webrtc: pywasm page -> pywasm page via the relay's signaling, direct data channels, ping + 1 MiB echo"""
-    a = new_page("webrtc-listener")
-    b = new_page("webrtc-dialer")
-    boot_node(a, live_relay.url)
-    boot_node(b, live_relay.url)
+def listen_and_dial(a: Any, b: Any, relay: Relay, tag: str) -> dict[str, Any]:
+    """Booted page ``a`` listens on ``<relay ws>/p2p-circuit/webrtc``, booted page ``b`` dials
+    its ``/webrtc`` address; checks the direct connection both ways (module doc) and
+    returns what was measured. Prints one ``E2E-WEBRTC-PRIVATE-<tag>`` line."""
     a_id = must(a, "return window.e2eNode.peerId")
     b_id = must(b, "return window.e2eNode.peerId")
 
     t0 = time.perf_counter()
-    addrs = must(a, LISTEN_JS, live_relay.ws_addr + "/p2p-circuit/webrtc", timeout=60)
+    addrs = must(a, LISTEN_JS, relay.ws_addr + "/p2p-circuit/webrtc", timeout=60)
     listen_ms = (time.perf_counter() - t0) * 1000
-    addr = _webrtc_addr(addrs, live_relay.ws_addr)
+    addr = _webrtc_addr(addrs, relay.ws_addr)
     assert addr.endswith("/p2p/" + a_id), addrs
     # the plain relayed address is announced too (a peer without WebRTC can use it)
-    assert live_relay.ws_addr + "/p2p-circuit/p2p/" + a_id in addrs, addrs
+    assert relay.ws_addr + "/p2p-circuit/p2p/" + a_id in addrs, addrs
 
     out = must_py(b, DIAL_PY, addr, timeout=120)
-    print("E2E-WEBRTC-PRIVATE-PYWASM " + json.dumps({
+    measured = {
         "listen_ms": round(listen_ms, 1), "dial_ms": round(out["dial_ms"], 1), "rtt_ms": round(out["rtt"], 2),
-        "echo_1mib_ms": round(out["echo"]["ms"], 1), "pair": out["pair"]}))
+        "echo_1mib_ms": round(out["echo"]["ms"], 1), "pair": out["pair"]}
+    print(f"E2E-WEBRTC-PRIVATE-{tag} " + json.dumps(measured))
     assert out["peer"] == a_id
     # the connection the streams ran on: direct WebRTC, not the relayed one
     assert out["limited"] is False, out
@@ -99,7 +100,7 @@ def test_webrtc_private_pywasm_pages(new_page: Any, live_relay: Relay) -> None:
     # signaling stream must not break it (nor B's connection to the relay under it)
     assert out["relayed"] and not any(r["closed"] for r in out["relayed"]), out["relayed"]
     assert any(c["peer"] == a_id and c["limited"] for c in out["conns"]), out["conns"]
-    assert any(c["peer"] == live_relay.peer_id for c in out["conns"]), out["conns"]
+    assert any(c["peer"] == relay.peer_id for c in out["conns"]), out["conns"]
 
     # A sees the same: an inbound, direct WebRTC connection from B
     conns = must_py(a, CONNS_PY)
@@ -113,5 +114,18 @@ conn = next(c for c in host.connections if str(c.remote_peer) == arg and not c.l
 result = (await host.services["ping"].ping(conn)) * 1000
 """, b_id, timeout=30)
     assert rtt_back > 0
+    measured["rtt_back_ms"] = round(rtt_back, 2)
+    return measured
+
+
+@pytest.mark.browser_feature(
+    "webrtc: pywasm page -> pywasm page, signaling via the relay, direct ping + 1 MiB echo", needs=FEATURE_NEEDS
+)
+def test_webrtc_private_pywasm_pages(new_page: Any, live_relay: Relay) -> None:
+    a = new_page("webrtc-listener")
+    b = new_page("webrtc-dialer")
+    boot_node(a, live_relay.url)
+    boot_node(b, live_relay.url)
+    listen_and_dial(a, b, live_relay, "PYWASM")
     for p in (a, b):
         run_js(p, "await window.e2eNode.stop()", timeout=15)

@@ -116,7 +116,9 @@ def feature_table(doc: dict[str, Any], names: list[str], notes: Notes) -> list[s
         files.setdefault(r["feature"], set()).add(r["test"].split("::")[0].rsplit("/", 1)[-1])
     out = [header(doc, names), "|---" * (len(names) + 2) + "|"]
     for feature, per in features.items():
-        cells = [cell(per.get(b, []), notes) for b in names]
+        # a test between given browsers (e.g. Chromium <-> Firefox) has no cell in the others
+        only = {b for rows in per.values() for r in rows for b in r.get("browsers", ())}
+        cells = [cell(per.get(b, []), notes) if not only or b in only else "n/a" for b in names]
         tests = ", ".join(f"`{f}`" for f in sorted(files[feature]))
         out.append(f"| {feature.replace('|', '/')} | " + " | ".join(cells) + f" | {tests} |")
     return out

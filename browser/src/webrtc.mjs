@@ -399,7 +399,15 @@ class SignaledPeerConnection extends PeerConnection {
       pc.ondatachannel = (ev) => this._incoming(ev.channel);
       pc.onicecandidate = (ev) => {
         const c = ev.candidate;
-        // null: gathering is over; '' : end of this generation (the spec sends neither)
+        // null: gathering is over; '' : end of this generation (the spec sends neither).
+        // Firefox 153 fires the '' one (then null), Chromium 156 only null; either ends the
+        // trickle. Candidates go out as the browser wrote them: Chromium's host candidates
+        // are mDNS names (<uuid>.local), Firefox's plain addresses (with the test profile's
+        // prefs) plus TCP-active ones on port 9. A candidate the other browser refuses is not
+        // fatal (addCandidate): ICE meets on the pairs that work. Measured Chromium <->
+        // Firefox (e2e/test_webrtc_cross_browser.py): Firefox's pair to Chromium has a
+        // peer-reflexive remote (the .local name is not used), Chromium's pair to Firefox a
+        // host remote with Firefox's plain address.
         if (!c || !c.candidate) {
           this._gatherDone = true;
           this._wakeCandidate(null);
@@ -522,14 +530,20 @@ class SignaledPeerConnection extends PeerConnection {
     if (!this.pc) return null;
     const stats = await this.pc.getStats();
     let pair = null;
+    // the standard way (Chromium 156 and Firefox 153 both have RTCTransportStats)
     stats.forEach((s) => {
       if (s.type === 'transport' && s.selectedCandidatePairId) pair = stats.get(s.selectedCandidatePairId);
     });
+    // Firefox before RTCTransportStats flags the pair in use with its own `selected`
+    if (!pair) stats.forEach((s) => { if (!pair && s.type === 'candidate-pair' && s.selected === true) pair = s; });
     if (!pair) stats.forEach((s) => { if (!pair && s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') pair = s; });
     if (!pair) return null;
+    // Chromium reports address '' (and ip '') for a candidate it knows by an mDNS name only,
+    // its own host candidates included; Firefox gives the address. '' means "hidden", not
+    // "none": the candidate type still says host / prflx / srflx / relay.
     const side = (id) => {
       const c = stats.get(id);
-      return c ? { type: c.candidateType, protocol: c.protocol, address: c.address ?? c.ip ?? '', port: c.port } : null;
+      return c ? { type: c.candidateType, protocol: c.protocol, address: c.address || c.ip || '', port: c.port } : null;
     };
     return { local: side(pair.localCandidateId), remote: side(pair.remoteCandidateId) };
   }

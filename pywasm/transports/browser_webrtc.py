@@ -41,6 +41,7 @@ from ..protocols.webrtc_signaling_pb import (
     read_signaling,
 )
 from .browser_webrtc_direct import DEFAULT_JS_MAX_BUFFERED, _load_js, _maybe_await, _Session
+from ._jsffi import is_null
 from .circuit import CIRCUIT, find_circuit_transport
 
 if TYPE_CHECKING:
@@ -278,7 +279,8 @@ class BrowserWebRTCTransport:
         async def send() -> None:
             while True:
                 cand = await _maybe_await(session.js.nextCandidate())
-                if cand is None:
+                # null through a Promise is jsnull, not None (the trickle ends either way)
+                if is_null(cand):
                     return
                 # never cancelled: a yamux write cancelled mid-frame would break the
                 # relayed connection (and the one to the relay under it)
@@ -287,16 +289,18 @@ class BrowserWebRTCTransport:
                 await asyncio.shield(write)
 
         async def receive() -> None:
+            last = ""
             for _ in range(MAX_REMOTE_CANDIDATES):
                 msg = await read_signaling(stream, self.dial_timeout, "ICE candidate")
                 if msg is None:
                     return  # the remote is done trickling; ICE goes on with what it has
                 if msg.type != SignalingType.ICE_CANDIDATE:
                     raise SignalingError(f"expected an ICE candidate, got {_kind(msg)}")
+                last = msg.data or ""
                 why = str(await _maybe_await(session.js.addCandidate(msg.data or "null")) or "")
                 if why:
                     log.debug("ICE candidate %r refused: %s", msg.data, why)
-            raise SignalingError(f"more than {MAX_REMOTE_CANDIDATES} ICE candidates")
+            raise SignalingError(f"more than {MAX_REMOTE_CANDIDATES} ICE candidates (the last: {last[:200]!r})")
 
         connected = asyncio.ensure_future(_maybe_await(session.js.connected()))
         sender = asyncio.ensure_future(send())
