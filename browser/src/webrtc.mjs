@@ -279,7 +279,13 @@ class PeerConnection {
       const local = this._localAddrs.length ? this._localAddrs.join(', ') : 'none';
       return `ICE failed (ICE state ${ice}): no candidate pair reached ${to} (local candidates: ${local})`;
     }
-    if (dtls === 'failed') return 'DTLS handshake failed (does the certhash match the server certificate?)';
+    // Chromium may report the peer connection failed while its DTLS transport still says
+    // 'connecting' (the transport's own statechange comes later): over a live ICE pair
+    // that is a DTLS failure all the same
+    const iceUp = ice === 'connected' || ice === 'completed';
+    if (dtls === 'failed' || (iceUp && dtls !== 'connected')) {
+      return 'DTLS handshake failed (does the certhash match the server certificate?)';
+    }
     if (ice === 'failed' || ice === 'disconnected') return `ICE connectivity to ${to} lost (ICE state ${ice})`;
     return `${fallback} (ICE ${ice}, DTLS ${dtls ?? 'unknown'})`;
   }
