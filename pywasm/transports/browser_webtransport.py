@@ -35,7 +35,7 @@ from ..muxers.bytequeue import ByteQueue
 from .webtransport_addr import (
     WebTransportConnection,
     WebTransportError,
-    check_certhashes,
+    secure_dialed_session,
     parse_webtransport,
     validate_certhashes,
 )
@@ -263,9 +263,6 @@ class BrowserWebTransportTransport:
 
     async def _secure(self, session: BrowserWebTransportSession, js_session: Any, wa: Any,
                       addr: "Multiaddr") -> WebTransportConnection:
-        from ..identity import PeerId
-        from ..security.noise import NoiseSecurity
-
         ready = await _maybe_await(js_session.ready())
         if ready is not True:
             # the browser says only "Opening handshake failed" for a wrong hash, an expired
@@ -274,15 +271,7 @@ class BrowserWebTransportTransport:
                 f"{str(ready).splitlines()[0]} (server unreachable, or its certificate matches none of the "
                 f"{len(wa.certhashes)} certhash(es) in the address, e.g. an expired address)"
             )
-        stream = await session.open_stream()
-        expected = PeerId.from_string(wa.peer_id) if wa.peer_id else None
-        secure = await NoiseSecurity(self.ctx.private_key).secure_outbound(stream, expected)
-        check_certhashes(wa.certhashes, secure.webtransport_certhashes)
-        await stream.close()
-        return WebTransportConnection(
-            local_peer=secure.local_peer, remote_peer=secure.remote_peer,
-            remote_public_key=secure.remote_public_key, local_addr=None, remote_addr=addr, muxed=session,
-        )
+        return await secure_dialed_session(session, self.ctx.private_key, wa, addr)
 
 
 __all__ = [

@@ -35,7 +35,7 @@ MUXER_PROTOCOL = "webtransport"
 MAX_CERT_VALIDITY = 14 * 24 * 3600.0
 
 if TYPE_CHECKING:
-    from ..identity import PeerId, PublicKey
+    from ..identity import PeerId, PrivateKey, PublicKey
 
 _HOSTS = {"ip4": FAMILY_IP4, "ip6": FAMILY_IP6, "dns": FAMILY_ANY, "dns4": FAMILY_IP4, "dns6": FAMILY_IP6}
 
@@ -160,6 +160,28 @@ def check_certhashes(expected: Sequence[bytes], offered: Sequence[bytes]) -> Non
             )
 
 
+async def secure_dialed_session(
+    session: Any, private_key: "PrivateKey", wa: WebTransportAddr, remote_addr: Multiaddr,
+    local_addr: Multiaddr | None = None,
+) -> WebTransportConnection:
+    """The dialer's half of the spec once the session is up, for the browser and the native
+    dialer alike: Noise on the first bidirectional stream (checking the ``/p2p`` id), then
+    every certhash of the address vouched for by the server's extension."""
+    from ..identity import PeerId
+    from ..security.noise import NoiseSecurity
+
+    stream = await session.open_stream()
+    expected = PeerId.from_string(wa.peer_id) if wa.peer_id else None
+    secure = await NoiseSecurity(private_key).secure_outbound(stream, expected)
+    check_certhashes(wa.certhashes, secure.webtransport_certhashes)
+    await stream.close()
+    return WebTransportConnection(
+        local_peer=secure.local_peer, remote_peer=secure.remote_peer,
+        remote_public_key=secure.remote_public_key, local_addr=local_addr,
+        remote_addr=remote_addr, muxed=session,
+    )
+
+
 def validate_certhashes(hashes: Sequence[bytes]) -> None:
     """Dial-time check: at least one sha2-256 certhash (browsers cannot use anything else)."""
     for h in hashes:
@@ -185,5 +207,6 @@ __all__ = [
     "certhash_of",
     "webtransport_multiaddr",
     "check_certhashes",
+    "secure_dialed_session",
     "validate_certhashes",
 ]

@@ -76,7 +76,7 @@ from .webtransport_addr import (
     WebTransportAddr,
     WebTransportConnection,
     WebTransportError,
-    check_certhashes,
+    secure_dialed_session,
     parse_webtransport,
     validate_certhashes,
 )
@@ -753,9 +753,6 @@ class NativeWebTransportTransport:
             raise DialError(f"WebTransport dial to {wa.authority} timed out after {self.dial_timeout:g} s") from None
 
     async def _dial(self, wa: WebTransportAddr, addr: "Multiaddr") -> WebTransportConnection:
-        from ..identity import PeerId
-        from ..security.noise import NoiseSecurity
-
         host, port = await _resolve(wa)
         loop = asyncio.get_running_loop()
         cfg = quic_configuration(is_client=True, max_datagram_size=self.max_datagram_size)
@@ -779,14 +776,6 @@ class NativeWebTransportTransport:
                     f"the certificate of {wa.authority} matches none of the address's {len(digests)} certhash(es)"
                 )
             session = await proto.request_session(wa.authority)
-            stream = await session.open_stream()
-            expected = PeerId.from_string(wa.peer_id) if wa.peer_id else None
-            noise = NoiseSecurity(self.ctx.private_key)
-            secure = await noise.secure_outbound(stream, expected)
-            check_certhashes(wa.certhashes, secure.webtransport_certhashes)
-            await stream.close()
-            proto.start_keepalive()
-            ok = True
             local = transport.get_extra_info("sockname")
             local_ma = None
             if local:
@@ -794,11 +783,10 @@ class NativeWebTransportTransport:
 
                 fam = "ip6" if v6 else "ip4"
                 local_ma = Multiaddr(f"/{fam}/{local[0]}/udp/{local[1]}/quic-v1/webtransport")
-            return WebTransportConnection(
-                local_peer=secure.local_peer, remote_peer=secure.remote_peer,
-                remote_public_key=secure.remote_public_key, local_addr=local_ma,
-                remote_addr=addr, muxed=session,
-            )
+            conn = await secure_dialed_session(session, self.ctx.private_key, wa, addr, local_ma)
+            proto.start_keepalive()
+            ok = True
+            return conn
         finally:
             if not ok:
                 proto.close_connection(H3_REQUEST_REJECTED, "dial failed")
