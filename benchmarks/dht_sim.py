@@ -75,7 +75,7 @@ class SimHost:
     def remove_stream_handler(self, *a: Any) -> None:
         pass
 
-    async def dial(self, target: Any) -> _Conn:
+    async def dial(self, target: Any, **kw: Any) -> _Conn:
         return _Conn(target)
 
 

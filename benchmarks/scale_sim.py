@@ -53,11 +53,10 @@ from typing import Any, Callable, Coroutine, TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.dht_sim import SimHost  # noqa: E402  (the stub host KadDHT runs on)
 from pywasm.dht import KadDHT, QueryError, key_position, peer_position  # noqa: E402
-from pywasm.host.peerstore import Peerstore  # noqa: E402
 from pywasm.identity import KeyType, PeerId, PrivateKey  # noqa: E402
 from pywasm.multiformats import multihash  # noqa: E402
-from pywasm.multiformats.multiaddr import Multiaddr  # noqa: E402
 from pywasm.protocols.kad_pb import MessagePB as KadMessage  # noqa: E402
 from pywasm.protocols.kad_pb import MessageType, decode_message  # noqa: E402
 from pywasm.protocols.pubsub_pb import RPC, PeerInfoPB  # noqa: E402
@@ -211,34 +210,6 @@ def _r(x: float, nd: int = 2) -> float:
 
 
 # ============================================================================= DHT
-class _Conn:
-    def __init__(self, peer: PeerId) -> None:
-        self.remote_peer = peer
-
-
-class _DhtHost:
-    """What KadDHT uses of a Host, and nothing else."""
-
-    def __init__(self, peer_id: PeerId, index: int) -> None:
-        self.peer_id = peer_id
-        self.peerstore = Peerstore(max_peers=512)
-        self._addrs = [Multiaddr(f"/memory/{index + 1}")]
-        self.services: dict[str, Any] = {}
-
-    def listen_addrs(self) -> list[Multiaddr]:
-        return self._addrs
-
-    def is_connected(self, peer: PeerId) -> bool:
-        return False
-
-    def set_stream_handler(self, *a: Any, **kw: Any) -> None:
-        pass
-
-    def remove_stream_handler(self, *a: Any) -> None:
-        pass
-
-    async def dial(self, target: Any, **kw: Any) -> _Conn:
-        return _Conn(target)
 
 
 class _DhtNet:
@@ -335,7 +306,7 @@ async def simulate_dht(cfg: DhtConfig, latency: Latency, log: Callable[[str], No
         d = SimKad(mode="server", k=cfg.k, alpha=cfg.alpha, refresh_interval=0, request_timeout=cfg.request_timeout,
                    clock=loop.time)
         d.net, d.index, d.alive = net, i, True
-        d.attach(_DhtHost(pid, i))  # type: ignore[arg-type]
+        d.attach(SimHost(pid, i))  # type: ignore[arg-type]
         net.nodes.append(d)
         net.by_peer[pid] = d
         return d
