@@ -24,7 +24,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ._jsffi import load_js_module, maybe_await
+from ._jsffi import is_null, load_js_module, maybe_await
 from ..errors import ConfigError, DialError, HandshakeTimeoutError, PeerIdMismatchError, PywasmError, TransportError
 from ..multiformats.multiaddr import Multiaddr
 from .webrtc_direct_addr import (
@@ -91,7 +91,7 @@ class _JsChannel:
         try:
             while True:
                 chunk = await _maybe_await(self._js.read())
-                if chunk is None:
+                if is_null(chunk):  # JS null is jsnull in Pyodide 314, not None
                     break
                 stream.feed(chunk.to_bytes())
         except Exception as exc:  # noqa: BLE001 - a JS failure ends the channel
@@ -153,7 +153,7 @@ class _Session:
         try:
             while True:
                 js_channel = await _maybe_await(self.js.accept())
-                if js_channel is None:
+                if is_null(js_channel):
                     break
                 self.attach(js_channel, inbound=True)
         except Exception as exc:  # noqa: BLE001

@@ -31,7 +31,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from ._jsffi import load_js_module, maybe_await
+from ._jsffi import is_null, load_js_module, maybe_await
 from ..errors import ConfigError, DialError, StreamClosedError, StreamResetError, TransportError
 from ..muxers.bytequeue import ByteQueue
 from .addrs import WsAddr, format_hostport, parse_ws
@@ -115,7 +115,7 @@ class BrowserWebSocketConnection:
             if not self._buf and not self._eof:
                 chunk = await _maybe_await(self._js.read())
                 self._check_readable()  # closed or reset while we waited
-                if chunk is None:
+                if is_null(chunk):  # JS null is jsnull in Pyodide 314, not None
                     failure = str(self._js.failure or "")
                     if failure:
                         self._reset = True

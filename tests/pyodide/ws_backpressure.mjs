@@ -51,6 +51,11 @@ function fakeSocketModule(shim) {
       ws.onopen();
       return conn;
     },
+    // the server closes cleanly (code 1000) while Python may be waiting in read()
+    closeClean(conn) {
+      conn.ws.readyState = 3;
+      conn.ws.onclose({ code: 1000, reason: '' });
+    },
   };
 }
 

@@ -115,6 +115,23 @@ async def _blocked_write(checks: dict[str, str], out: dict[str, Any]) -> None:
         f"(bound {MAX_CALLBACKS_WHILE_BLOCKED}): the write polls the event loop")
 
 
+async def _clean_close_is_eof(checks: dict[str, str]) -> None:
+    """A read waiting when the server closes cleanly ends with b"" (EOF). JS resolves it
+    with null, which reaches Python as jsnull, not None: mistaking it for data once turned
+    every clean close into an AttributeError that only broad excepts hid."""
+    import pywasm_ws_fake  # type: ignore[import-not-found]  # registered by the runner
+
+    from pywasm.transports.browser_websocket import BrowserWebSocketConnection
+
+    js = pywasm_ws_fake.open(FAKE_DRAIN_MS)
+    conn = BrowserWebSocketConnection(js, Multiaddr("/ip4/127.0.0.1/tcp/1/ws"))
+    pending = asyncio.ensure_future(conn.read())
+    await asyncio.sleep(0.01)  # the read is now waiting on the shim's promise
+    pywasm_ws_fake.closeClean(js)
+    got = await asyncio.wait_for(pending, 5)
+    checks["clean_close_is_eof"] = "ok" if got == b"" else f"read returned {got!r}, not b'' (EOF)"
+
+
 async def main(cfg: Any) -> dict[str, Any]:
     checks: dict[str, str] = {}
     out: dict[str, Any] = {"checks": checks, "rounds": []}
@@ -122,6 +139,10 @@ async def main(cfg: Any) -> dict[str, Any]:
         await _blocked_write(checks, out)
     except Exception as exc:
         checks["blocked_write"] = f"{type(exc).__name__}: {exc}"
+    try:
+        await _clean_close_is_eof(checks)
+    except Exception as exc:
+        checks["clean_close_is_eof"] = f"{type(exc).__name__}: {exc}"
     target = Multiaddr(str(cfg["target"]))
     size = int(cfg["size"])
     data = _pattern(size)
