@@ -40,9 +40,10 @@ rtt = await node.ping(arg)
 echo = await node.echo(arg, 1024 * 1024)
 pair = await conn.secure.js.selectedPair()
 pair = pair.to_py() if pair is not None else None
+trace = str(await conn.secure.js.describe())
 result = {
     "peer": str(conn.remote_peer), "dial_ms": dial_ms, "rtt": rtt, "echo": echo, "pair": pair,
-    "limited": conn.limited, "addr": str(conn.remote_addr), "direction": str(conn.direction.value),
+    "trace": trace, "limited": conn.limited, "addr": str(conn.remote_addr), "direction": str(conn.direction.value),
     "security": conn.security_protocol, "muxer": conn.muxer_protocol,
     "relayed": [{"closed": c.is_closed, "reason": c.close_reason} for c in relayed],
     "conns": [{"peer": str(c.remote_peer), "limited": c.limited, "muxer": c.muxer_protocol,
@@ -85,6 +86,9 @@ def listen_and_dial(a: Any, b: Any, relay: Relay, tag: str) -> dict[str, Any]:
         "listen_ms": round(listen_ms, 1), "dial_ms": round(out["dial_ms"], 1), "rtt_ms": round(out["rtt"], 2),
         "echo_1mib_ms": round(out["echo"]["ms"], 1), "pair": out["pair"]}
     print(f"E2E-WEBRTC-PRIVATE-{tag} " + json.dumps(measured))
+    print(f"E2E-WEBRTC-PRIVATE-{tag}-TRACE {out['trace']}")
+    # webrtc.md step 8: the dialer's 'init' channel opened and was closed
+    assert "init close sent" in out["trace"], out["trace"]
     assert out["peer"] == a_id
     # the connection the streams ran on: direct WebRTC, not the relayed one
     assert out["limited"] is False, out

@@ -269,6 +269,46 @@ class PeerConnection {
   // Bottom-up: DTLS (where a wrong certhash shows) only runs over a working ICE pair, and
   // Firefox marks the DTLS transport failed when ICE fails too; so an ICE failure must be
   // named as such, not blamed on the certhash.
+  // A bounded record of what ICE did, for the error a timed-out dial reports: which
+  // candidates each side had, which state ICE reached. Never sent anywhere.
+  _note(what) {
+    if (this._trace.length >= MAX_TRACE) this._trace.splice(MAX_TRACE / 2, 1);
+    this._trace.push(`${Date.now() - this._t0}ms ${what}`);
+  }
+
+  /** Add a line to the trace (the Python side notes its own steps). */
+  note(what) {
+    this._note(String(what).slice(0, 200));
+  }
+
+  /** One line on where this connection got to: states, the trace, the candidate pairs. */
+  async describe() {
+    const pc = this.pc;
+    if (!pc) return this.failure || 'no peer connection';
+    const parts = [
+      `connection ${pc.connectionState}, ICE ${pc.iceConnectionState}, gathering ${pc.iceGatheringState}, ` +
+        `signaling ${pc.signalingState}, DTLS ${pc.sctp?.transport?.state ?? 'none'}`,
+    ];
+    try {
+      const stats = await pc.getStats();
+      const pairs = [];
+      const cand = (id) => {
+        const c = stats.get(id);
+        return c ? `${c.candidateType}:${c.address || c.ip || '?'}:${c.port}` : '?';
+      };
+      stats.forEach((st) => {
+        if (st.type === 'candidate-pair' && pairs.length < 12) {
+          pairs.push(`${cand(st.localCandidateId)}->${cand(st.remoteCandidateId)} ${st.state}`);
+        }
+      });
+      parts.push(`pairs [${pairs.join(', ')}]`);
+    } catch (e) {
+      parts.push(`no stats (${String(e?.message ?? e).split('\n')[0]})`);
+    }
+    parts.push(`trace [${this._trace.join('; ')}]`);
+    return parts.join('; ');
+  }
+
   _whyFailed(fallback) {
     const pc = this.pc;
     const ice = pc?.iceConnectionState ?? 'unknown';
@@ -384,12 +424,14 @@ export function dialDirect(opts) {
 //                                   ended, the connection is up or it died
 //   await pc.addCandidate(json)  -> '' or why the browser refused it (not fatal: ICE goes on)
 //   await pc.connected()         -> '' once connectionState is 'connected', else why not
-//   await pc.closeInit()         -> '' once the dialer's 'init' channel opened and closed
+//   await pc.closeInit()         -> '' once the dialer's 'init' channel opened and its close went out
 //   await pc.selectedPair()      -> { local, remote } candidate types/addresses in use, or null
+//   await pc.describe()          -> one line: states, candidate pairs, a bounded ICE trace
 // Channels and accept()/createChannel()/close()/failure as for dialDirect. The remote's
 // 'init' channel is never offered to accept(): it is no libp2p stream.
 
 const MAX_QUEUED_CANDIDATES = 64;
+const MAX_TRACE = 48;
 
 class SignaledPeerConnection extends PeerConnection {
   // no class fields here: the base constructor calls _start() before they would be set
@@ -400,9 +442,13 @@ class SignaledPeerConnection extends PeerConnection {
       this._gatherDone = false;
       this._connWaiters = [];
       this._init = null;
+      this._trace = [];
+      this._t0 = Date.now();
       const pc = new RTCPeerConnection({ iceServers: [] });
       this.pc = pc;
       pc.ondatachannel = (ev) => this._incoming(ev.channel);
+      pc.oniceconnectionstatechange = () => this._note(`ice ${pc.iceConnectionState}`);
+      pc.onicegatheringstatechange = () => this._note(`gathering ${pc.iceGatheringState}`);
       pc.onicecandidate = (ev) => {
         const c = ev.candidate;
         // null: gathering is over; '' : end of this generation (the spec sends neither).
@@ -419,12 +465,14 @@ class SignaledPeerConnection extends PeerConnection {
           this._wakeCandidate(null);
           return;
         }
+        this._note(`local ${c.type ?? '?'} ${c.protocol ?? '?'} ${c.address ?? '?'}:${c.port ?? '?'}`);
         const json = JSON.stringify(c.toJSON());
         if (this._candWaiter) this._wakeCandidate(json);
         else if (this._cands.length < MAX_QUEUED_CANDIDATES) this._cands.push(json);
       };
       pc.onconnectionstatechange = () => {
         const s = pc.connectionState;
+        this._note(`connection ${s}`);
         if (s === 'connected') {
           this._wakeConnected('');
           this._wakeCandidate(null); // trickling ends with the connection up (js-libp2p does the same)
@@ -440,6 +488,46 @@ class SignaledPeerConnection extends PeerConnection {
       this.close();
       return why;
     }
+  }
+
+  // A bounded record of what ICE did, for the error a timed-out dial reports: which
+  // candidates each side had, which state ICE reached. Never sent anywhere.
+  _note(what) {
+    if (this._trace.length >= MAX_TRACE) this._trace.splice(MAX_TRACE / 2, 1);
+    this._trace.push(`${Date.now() - this._t0}ms ${what}`);
+  }
+
+  /** Add a line to the trace (the Python side notes its own steps). */
+  note(what) {
+    this._note(String(what).slice(0, 200));
+  }
+
+  /** One line on where this connection got to: states, the trace, the candidate pairs. */
+  async describe() {
+    const pc = this.pc;
+    if (!pc) return this.failure || 'no peer connection';
+    const parts = [
+      `connection ${pc.connectionState}, ICE ${pc.iceConnectionState}, gathering ${pc.iceGatheringState}, ` +
+        `signaling ${pc.signalingState}, DTLS ${pc.sctp?.transport?.state ?? 'none'}`,
+    ];
+    try {
+      const stats = await pc.getStats();
+      const pairs = [];
+      const cand = (id) => {
+        const c = stats.get(id);
+        return c ? `${c.candidateType}:${c.address || c.ip || '?'}:${c.port}` : '?';
+      };
+      stats.forEach((st) => {
+        if (st.type === 'candidate-pair' && pairs.length < 12) {
+          pairs.push(`${cand(st.localCandidateId)}->${cand(st.remoteCandidateId)} ${st.state}`);
+        }
+      });
+      parts.push(`pairs [${pairs.join(', ')}]`);
+    } catch (e) {
+      parts.push(`no stats (${String(e?.message ?? e).split('\n')[0]})`);
+    }
+    parts.push(`trace [${this._trace.join('; ')}]`);
+    return parts.join('; ');
   }
 
   _whyFailed(fallback) {
@@ -499,11 +587,17 @@ class SignaledPeerConnection extends PeerConnection {
   async addCandidate(json) {
     try {
       const init = JSON.parse(String(json));
-      if (init === null || init === '' || init?.candidate === '') return ''; // end of candidates
+      if (init === null || init === '' || init?.candidate === '') {
+        this._note('remote end-of-candidates');
+        return ''; // end of candidates
+      }
+      this._note(`remote ${String(init?.candidate ?? '').slice(0, 120)}`);
       await this.pc.addIceCandidate(init);
       return '';
     } catch (e) {
-      return String(e?.message ?? e).split('\n')[0] || 'bad candidate';
+      const why = String(e?.message ?? e).split('\n')[0] || 'bad candidate';
+      this._note(`refused: ${why}`);
+      return why;
     }
   }
 
@@ -517,17 +611,22 @@ class SignaledPeerConnection extends PeerConnection {
     const dc = this._init;
     if (!dc) return '';
     this._init = null;
+    this._note(`init ${dc.readyState}`);
     if (dc.readyState === 'connecting') {
       await new Promise((resolve) => {
         dc.addEventListener('open', resolve, { once: true });
         dc.addEventListener('close', resolve, { once: true });
       });
+      this._note(`init ${dc.readyState}`);
     }
     if (dc.readyState !== 'closed') {
-      // wait for the close so its id is not reused before both sides saw it go
-      const closed = new Promise((resolve) => dc.addEventListener('close', resolve, { once: true }));
+      // Not waiting for the 'close' event: it needs the remote to answer the SCTP stream
+      // reset, and a Firefox 153 listener sometimes never does (measured: 2 in 12 Chromium
+      // -> Firefox dials). The browser keeps the channel's id until the reset completes,
+      // so no later stream can reuse it early.
+      dc.addEventListener('close', () => this._note('init closed'), { once: true });
       dc.close();
-      await closed;
+      this._note('init close sent');
     }
     return '';
   }

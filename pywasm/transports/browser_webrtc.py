@@ -210,10 +210,14 @@ class BrowserWebRTCTransport:
         if target == host.peer_id:
             raise DialError("cannot dial ourselves")
         js = self._js()
+        attempt = _Attempt()
         try:
-            return await asyncio.wait_for(self._dial(addr, circuit_addr, target, js), self.dial_timeout)
+            return await asyncio.wait_for(self._dial(addr, circuit_addr, target, js, attempt), self.dial_timeout)
         except asyncio.TimeoutError:
-            raise HandshakeTimeoutError(f"WebRTC dial to {addr} timed out after {self.dial_timeout:g} s") from None
+            raise HandshakeTimeoutError(
+                f"WebRTC dial to {addr} timed out after {self.dial_timeout:g} s while {attempt.stage}"
+                f"{await _describe(attempt.session)}"
+            ) from None
 
     async def _relayed(self, circuit_addr: Multiaddr, target: PeerId) -> "Connection":
         host = self.host
@@ -224,10 +228,16 @@ class BrowserWebRTCTransport:
         # `target`, which host.dial would wait on (a deadlock until the timeout).
         return await host.dial_address(circuit_addr.encapsulate(f"/p2p/{target}"), timeout=self.dial_timeout)
 
-    async def _dial(self, addr: Multiaddr, circuit_addr: Multiaddr, target: PeerId, js: Any) -> BrowserWebRTCConnection:
+    async def _dial(
+        self, addr: Multiaddr, circuit_addr: Multiaddr, target: PeerId, js: Any, attempt: "_Attempt"
+    ) -> BrowserWebRTCConnection:
+        attempt.stage = "reaching the peer through the relay"
         relayed = await self._relayed(circuit_addr, target)
+        attempt.stage = "opening the signaling stream"
         stream = await relayed.new_stream([SIGNALING_PROTOCOL], self.dial_timeout, allow_limited=True)
         session = self._new_session(js)
+        attempt.session = session
+        attempt.stage = "exchanging SDP"
         try:
             try:
                 offer = str(await _maybe_await(session.js.makeOffer()))
@@ -241,8 +251,11 @@ class BrowserWebRTCTransport:
                 await _maybe_await(session.js.acceptAnswer(msg.data or ""))
             except Exception as exc:  # noqa: BLE001
                 raise DialError(f"the remote's SDP answer was refused: {_js_message(exc)}") from None
+            attempt.stage = "connecting (ICE, DTLS)"
             await self._until_connected(stream, session)
-            await _maybe_await(session.js.closeInit())  # webrtc.md step 8
+            attempt.stage = "closing the 'init' data channel"
+            await _close_init(session)
+            attempt.stage = "closing the signaling stream"
             await _close_quietly(stream)
         except BaseException as exc:
             await _reset_quietly(stream)
@@ -333,10 +346,12 @@ class BrowserWebRTCTransport:
             await _reset_quietly(stream)
             return
         self._inbound_sessions += 1
+        attempt = _Attempt()
         try:
-            up = await asyncio.wait_for(self._answer(stream, conn), self.dial_timeout)
+            up = await asyncio.wait_for(self._answer(stream, conn, attempt), self.dial_timeout)
         except (PywasmError, asyncio.TimeoutError) as exc:
-            log.info("WebRTC connection from %s failed: %s", conn.remote_peer, exc or "timed out")
+            why = exc or f"timed out while {attempt.stage}{await _describe(attempt.session)}"
+            log.info("WebRTC connection from %s failed: %s", conn.remote_peer, why)
             return
         finally:
             self._inbound_sessions -= 1
@@ -346,8 +361,10 @@ class BrowserWebRTCTransport:
             return
         await handler(up)
 
-    async def _answer(self, stream: "HostStream", conn: "Connection") -> BrowserWebRTCConnection:
+    async def _answer(self, stream: "HostStream", conn: "Connection", attempt: "_Attempt") -> BrowserWebRTCConnection:
         session = self._new_session(self._js())
+        attempt.session = session
+        attempt.stage = "waiting for the SDP offer"
         try:
             msg = await read_signaling(stream, self.dial_timeout, "SDP offer")
             if msg is None or msg.type != SignalingType.SDP_OFFER:
@@ -357,7 +374,9 @@ class BrowserWebRTCTransport:
             except Exception as exc:  # noqa: BLE001
                 raise SignalingError(f"the remote's SDP offer was refused: {_js_message(exc)}") from None
             await stream.write(encode_signaling(SignalingType.SDP_ANSWER, answer))
+            attempt.stage = "connecting (ICE, DTLS)"
             await self._until_connected(stream, session)
+            attempt.stage = "closing the signaling stream"
             await _close_quietly(stream)
         except BaseException:
             await _reset_quietly(stream)
@@ -375,6 +394,29 @@ class BrowserWebRTCTransport:
         )
 
 
+@dataclass
+class _Attempt:
+    """How far one dial or answer got, for the error its timeout reports."""
+
+    stage: str = "starting"
+    session: _Session | None = None
+
+
+#: Bound on asking the browser where a timed-out connection got to.
+DESCRIBE_TIMEOUT = 2.0
+
+
+async def _describe(session: _Session | None) -> str:
+    """``": <states, candidate pairs, ICE trace>"`` from the JS side, or ``""``."""
+    if session is None:
+        return ""
+    try:
+        text = str(await asyncio.wait_for(_maybe_await(session.js.describe()), DESCRIBE_TIMEOUT))
+    except Exception:  # noqa: BLE001 - a diagnostic must never mask the timeout itself
+        return ""
+    return f": {text[:4000]}"
+
+
 def _kind(msg: Any) -> str:
     if msg is None:
         return "the end of the stream"
@@ -387,6 +429,23 @@ def _kind(msg: Any) -> str:
 def _js_message(exc: BaseException) -> str:
     text = str(getattr(exc, "message", None) or exc).strip()
     return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
+async def _close_init(session: _Session) -> None:
+    """webrtc.md step 8: the dialer closes its ``init`` channel once it opened. The JS side
+    waits for the channel to open, then sends the close without waiting for the remote's
+    acknowledgement (a Firefox 153 listener sometimes never sends it: that once hung every
+    Chromium -> Firefox dial here until its timeout). A courtesy, so bounded too."""
+    try:
+        await asyncio.wait_for(_maybe_await(session.js.closeInit()), CLOSE_TIMEOUT)
+    except asyncio.TimeoutError:
+        try:
+            session.js.note(f"init channel not open after {CLOSE_TIMEOUT:g} s: gave up on it")
+        except Exception:  # noqa: BLE001 - a diagnostic only
+            pass
+        log.debug("the 'init' data channel did not open within %g s: %s", CLOSE_TIMEOUT, await _describe(session))
+    except Exception as exc:  # noqa: BLE001 - JsException: the channel is gone either way
+        log.debug("closing the 'init' data channel failed: %s", _js_message(exc))
 
 
 async def _close_quietly(stream: Any) -> None:
