@@ -154,8 +154,12 @@ def decode_ls_response(body: bytes | bytearray | memoryview) -> list[str]:
 async def _with_timeout(coro: Awaitable[_T], timeout: float | None, what: str) -> _T:
     if timeout is None:
         return await coro
+    # asyncio.timeout, not wait_for: on CPython 3.11 wait_for runs ``coro`` in a task of its
+    # own, whose error goes unread ("Task exception was never retrieved") when the caller
+    # is cancelled just as it fails
     try:
-        return await asyncio.wait_for(coro, timeout)
+        async with asyncio.timeout(timeout):
+            return await coro
     except asyncio.TimeoutError as exc:
         raise HandshakeTimeoutError(f"{what} did not finish within {timeout} s") from exc
 

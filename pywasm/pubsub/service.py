@@ -345,11 +345,16 @@ class GossipsubService(Service):
 
     async def _run_link(self, link: _Link) -> None:
         cfg = self.config
+        # asyncio.timeout, not wait_for: wait_for runs new_stream in a task of its own, and
+        # when stop() cancels us just as that task fails (the peer reset the stream, the
+        # connection closed) it waits for the task but never reads its error, which
+        # asyncio then reports as "Task exception was never retrieved". In this task,
+        # that error reaches the except below instead.
         try:
-            stream = await asyncio.wait_for(
-                link.conn.new_stream(list(self.protocols), cfg.stream_open_timeout, allow_limited=cfg.allow_limited),
-                cfg.stream_open_timeout,
-            )
+            async with asyncio.timeout(cfg.stream_open_timeout):
+                stream = await link.conn.new_stream(
+                    list(self.protocols), cfg.stream_open_timeout, allow_limited=cfg.allow_limited
+                )
         except (PywasmError, asyncio.TimeoutError) as exc:
             log.debug("pubsub: %s does not speak pubsub (%s)", link.peer, exc)
             if self._links.get(link.peer) is link:
@@ -377,7 +382,8 @@ class GossipsubService(Service):
                     frame = link.queue.popleft()
                     frames.append(frame)
                     size += len(frame)
-                await asyncio.wait_for(stream.write(b"".join(frames)), cfg.write_timeout)
+                async with asyncio.timeout(cfg.write_timeout):  # not wait_for: see above
+                    await stream.write(b"".join(frames))
         except (PywasmError, asyncio.TimeoutError) as exc:
             log.debug("pubsub: writing to %s failed: %s", link.peer, exc)
             await _reset_quietly(stream)

@@ -225,7 +225,9 @@ class IdentifyService(Service):
             return to_info(msg, conn)
 
         try:
-            info = await asyncio.wait_for(run(), limit)
+            # not wait_for: its inner task's error goes unread on 3.11 when we are cancelled
+            async with asyncio.timeout(limit):
+                info = await run()
         except asyncio.TimeoutError:
             raise HandshakeTimeoutError(f"identify of {conn.remote_peer} timed out after {limit:g} s") from None
         await self._check_record(info, conn)
