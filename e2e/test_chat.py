@@ -1,8 +1,12 @@
 """The universal-connectivity chat (web/chat.html + web/chat.py): three pages, a native
 pywasm node and a js-libp2p Node peer chat in topic ``universal-connectivity`` through
 pywasm-relay's gossipsub. Every message reaches every member (checked by text and
-sender); a reloaded page rejoins and receives new messages; a DM between two pages (over
-a relayed connection); the network view lists peers and connection transports."""
+sender); a reloaded page rejoins and receives new messages; a DM between two pages; the
+network view lists peers and connection transports.
+
+test_chat_pages_upgrade_to_direct_webrtc: two pages learn each other's
+``/p2p-circuit/webrtc`` address from discovery records carried by the relay's gossipsub,
+upgrade to one direct WebRTC connection (not the relayed one), and DM and chat over it."""
 
 from __future__ import annotations
 
@@ -104,7 +108,7 @@ JOINED = "return await new Promise((ok) => { const t = setInterval(() => { " \
 
 MESSAGES = """
 return [...document.querySelectorAll('#messages li.msg')].map((li) => ({
-  kind: li.dataset.kind, sender: li.dataset.sender, peer: li.dataset.peer,
+  kind: li.dataset.kind, sender: li.dataset.sender, peer: li.dataset.peer, via: li.dataset.via,
   text: li.querySelector('.text').textContent }))
 """
 
@@ -124,7 +128,8 @@ return true
 NETWORK = """
 return {
   connections: [...document.querySelectorAll('#connections tr[data-peer]')].map((tr) => ({
-    peer: tr.dataset.peer, transport: tr.dataset.transport, rtt: tr.cells[4].textContent })),
+    peer: tr.dataset.peer, transport: tr.dataset.transport, limited: tr.dataset.limited,
+    rtt: tr.cells[4].textContent })),
   topicPeers: [...document.querySelectorAll('#topic-peers li[data-peer]')].map((li) => li.dataset.peer),
   discovered: [...document.querySelectorAll('#discovered li[data-peer]')].map((li) => li.dataset.peer),
   error: document.getElementById('error').hidden ? '' : document.getElementById('error').textContent,
@@ -250,7 +255,8 @@ def test_chat_pages_native_and_js(new_page, live_relay, peers) -> None:
         wait_for("page 0 discovered pages 1 and 2",
                  lambda: {ids[1], ids[2]} <= set(must(pages[0], NETWORK)["discovered"]), 30)
 
-        # a DM from page 0 to page 1 (relayed connection through the relay's circuit)
+        # a DM from page 0 to page 1 (over their direct WebRTC connection once the chat
+        # upgraded, else relayed through the relay's circuit)
         dm_text = f"psst page 1 {nonce}"
         must(pages[0], DM, [ids[1], dm_text])
         wait_for("page 1 got the DM", lambda: any(
@@ -293,3 +299,107 @@ def test_chat_pages_native_and_js(new_page, live_relay, peers) -> None:
                                           "deliver_5x4_s": round(delivery_s, 2)}))
     finally:
         native.stop()
+
+
+# ------------------------------------------------------------------ direct WebRTC upgrade
+
+RTC_NEEDS = ("WebAssembly", "WebSocket", "RTCPeerConnection")
+
+# The page's own view of its connections to ``arg`` (a peer id): what the host holds,
+# and for a direct WebRTC one the browser's selected ICE candidate pair.
+PAGE_CONNS = """
+out = []
+for c in host.connections:
+    if str(c.remote_peer) != arg:
+        continue
+    item = {"limited": c.limited, "addr": str(c.remote_addr), "security": c.security_protocol,
+            "muxer": c.muxer_protocol, "closed": c.is_closed, "pair": None}
+    if not c.limited and c.muxer_protocol == "/webrtc":
+        pair = await c.secure.js.selectedPair()
+        item["pair"] = pair.to_py() if pair is not None else None
+    out.append(item)
+result = out
+"""
+
+
+# what a page holds, for failure messages
+DIAG = """
+result = {"listen": [str(a) for a in host.listen_addrs()], "transports": [type(t).__name__ for t in host.transports],
+          "conns": [(str(c.remote_peer), str(c.remote_addr), c.limited) for c in host.connections]}
+"""
+
+
+def _direct_rtc(page: Any, peer: str) -> list[dict[str, Any]]:
+    return [c for c in must_py(page, PAGE_CONNS, peer, node_var="pywasmChat")
+            if not c["limited"] and not c["closed"] and c["muxer"] == "/webrtc"]
+
+
+@pytest.mark.browser_feature(
+    "chat: two pages discover each other through the relay and upgrade to direct WebRTC; DM + chat over it",
+    needs=RTC_NEEDS,
+)
+def test_chat_pages_upgrade_to_direct_webrtc(new_page, live_relay) -> None:
+    relay = live_relay
+    url = relay.url + "chat.html"
+    nonce = uuid.uuid4().hex[:6]
+    pages = [new_page(f"rtc-chat{i}") for i in range(2)]
+    t0 = time.monotonic()
+    ids = [join(p, url) for p in pages]
+    join_s = time.monotonic() - t0
+
+    # each page listens through the relay with /webrtc and says so in its discovery record
+    for i, p in enumerate(pages):
+        addrs = must_py(p, "result = [str(a) for a in host.addrs()]", node_var="pywasmChat")
+        assert any(a.endswith(f"/p2p-circuit/webrtc/p2p/{ids[i]}") for a in addrs), (addrs, must_py(p, DIAG, node_var="pywasmChat"))
+
+    # both network views show the other page over a direct (not limited) webrtc
+    # connection, which the chat made by itself from the discovery record
+    def upgraded() -> bool:
+        for i, j in ((0, 1), (1, 0)):
+            rows = [c for c in must(pages[i], NETWORK)["connections"] if c["peer"] == ids[j]]
+            if not any(r["transport"] == "webrtc" and r["limited"] == "false" for r in rows):
+                return False
+        return True
+
+    t1 = time.monotonic()
+    wait_for("both pages upgraded to direct WebRTC", upgraded, 60)
+    upgrade_s = time.monotonic() - t1
+    n_direct = []
+    for i, j in ((0, 1), (1, 0)):
+        direct = _direct_rtc(pages[i], ids[j])
+        n_direct.append(len(direct))
+        # one connection: the larger peer id leaves the dial to the smaller one (no
+        # crossing dials that would leave two)
+        assert len(direct) == 1, must_py(pages[i], PAGE_CONNS, ids[j], node_var="pywasmChat")
+        for c in direct:
+            assert c["security"] == "/webrtc", c
+            # the peer's /webrtc address, not the relay's circuit
+            assert c["addr"].endswith(f"/p2p-circuit/webrtc/p2p/{ids[j]}"), c
+            pair = c["pair"]
+            assert pair and pair["local"] and pair["remote"], c
+            # the media path is host-to-host: no TURN relay candidate at either end
+            assert "relay" not in (pair["local"]["type"], pair["remote"]["type"]), pair
+
+    # a DM page 0 -> page 1 arrives, and page 1 saw it come in over the direct connection
+    dm_text = f"direct dm {nonce}"
+    must(pages[0], DM, [ids[1], dm_text])
+    got = wait_for("page 1 got the DM", lambda: [
+        m for m in must(pages[1], MESSAGES) if m["kind"] == "dm-in" and m["sender"] == ids[0] and m["text"] == dm_text
+    ], 30)
+    assert got[0]["via"] == "webrtc", got
+    dm_back = f"direct dm back {nonce}"
+    must(pages[1], DM, [ids[0], dm_back])
+    got = wait_for("page 0 got the DM back", lambda: [
+        m for m in must(pages[0], MESSAGES) if m["kind"] == "dm-in" and m["sender"] == ids[1] and m["text"] == dm_back
+    ], 30)
+    assert got[0]["via"] == "webrtc", got
+
+    # gossipsub runs over the direct connection too: each page is the other's topic peer
+    # (limited connections carry no pubsub), and chat still arrives
+    for i, j in ((0, 1), (1, 0)):
+        wait_for(f"page {j} is page {i}'s topic peer", lambda i=i, j=j: ids[j] in must(pages[i], NETWORK)["topicPeers"], 30)
+    text = f"over webrtc {nonce}"
+    must(pages[0], SEND, text)
+    wait_for("page 1 got the chat message", lambda: (ids[0], text) in page_chats(pages[1]), DELIVERY_TIMEOUT)
+    print("E2E-TIMING " + json.dumps({"test": "chat-webrtc-upgrade", "join_2_pages_s": round(join_s, 2),
+                                      "upgrade_s": round(upgrade_s, 2), "direct_conns": n_direct}))

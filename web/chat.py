@@ -7,8 +7,8 @@ discovery, direct upgrades when possible), the form handlers and the rendering o
 messages and of the live network view into the DOM.
 
 For tests: <body data-state> goes "joining" -> "joined" (or "error"); every message is an
-``li.msg`` with data-kind/data-sender; every connection a ``tr`` with
-data-peer/data-transport; topic peers ``li`` with data-peer.
+``li.msg`` with data-kind/data-sender/data-via (a DM's transport); every connection a ``tr``
+with data-peer/data-transport/data-limited; topic peers ``li`` with data-peer.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def render_messages(chat: ChatNode) -> None:
         shown = 0
     for m in msgs[shown:]:
         li = _el("li", "", f"msg {m['kind']}{' mine' if m['mine'] else ''}", kind=m["kind"], sender=m["sender"],
-                 peer=m["peer"])
+                 peer=m["peer"], via=m["via"])
         who = "me" if m["sender"] == me else short(m["sender"])
         if m["kind"] == "dm-out":
             who = f"me → {short(m['peer'])}"
@@ -88,7 +88,7 @@ def render_network(chat: ChatNode) -> None:
     body = _by_id("connections")
     body.replaceChildren()
     for c in net["connections"]:
-        tr = _el("tr", "", "", peer=c["peer"], transport=c["transport"])
+        tr = _el("tr", "", "", peer=c["peer"], transport=c["transport"], limited=str(c["limited"]).lower())
         rtt = f"{c['rtt_ms']:.1f} ms" if c["rtt_ms"] is not None else ("relayed" if c["limited"] else "–")
         for text, title in ((short(c["peer"]), c["peer"]), (c["transport"], ""), (c["addr"], c["addr"]),
                             (c["direction"], ""), (rtt, "")):

@@ -66,10 +66,20 @@ MAX_DISCOVERY_ADDRS = 32
 DEFAULT_HISTORY = 500
 DEFAULT_MAX_PEERS_TRACKED = 256
 DEFAULT_DISCOVERY_INTERVAL = 10.0
+#: how long a fresh announce waits for a peer in the discovery topic
+ANNOUNCE_WAIT = 10.0
+#: at most one extra announce (answering newly discovered peers) per this many seconds
+REPLY_INTERVAL = 1.0
 DEFAULT_PING_INTERVAL = 2.0
 PING_TIMEOUT = 5.0
 #: background direct-connection attempts at once
 MAX_UPGRADES = 4
+#: when two peers can each dial the other's /webrtc address, the one with the larger
+#: peer id waits this long for the other's dial before dialing itself (one connection,
+#: not two crossing ones)
+DEFAULT_UPGRADE_YIELD = 5.0
+#: one direct dial attempt
+UPGRADE_DIAL_TIMEOUT = 30.0
 
 
 class ChatError(PywasmError):
@@ -159,6 +169,13 @@ def transport_of(addr: Multiaddr | None) -> str:
     return "tcp" if "tcp" in names else names[-1] if names else "?"
 
 
+def connection_kind(conn: "Connection") -> str:
+    """:func:`transport_of` a connection, except that every limited (relayed) one is
+    "relay": the relayed connection WebRTC signaling runs on may carry a ``/webrtc``
+    address, yet its bytes go through the relay."""
+    return "relay" if conn.limited else transport_of(conn.remote_addr)
+
+
 # ------------------------------------------------------------------ direct messages
 
 
@@ -171,7 +188,9 @@ class DirectMessageService(Service):
     allow_limited = True
     max_inbound_streams = 64
 
-    def __init__(self, on_message: Callable[[PeerId, str, str], None] | None = None, *, timeout: float = DM_TIMEOUT) -> None:
+    def __init__(
+        self, on_message: Callable[[PeerId, str, str, "Connection"], None] | None = None, *, timeout: float = DM_TIMEOUT
+    ) -> None:
         super().__init__()
         self.on_message = on_message
         self.timeout = timeout
@@ -199,7 +218,7 @@ class DirectMessageService(Service):
             await _reset_quietly(stream)
             return
         if self.on_message is not None:
-            self.on_message(conn.remote_peer, content, req.type or MIME_TEXT_PLAIN)
+            self.on_message(conn.remote_peer, content, req.type or MIME_TEXT_PLAIN, conn)
 
     async def send(self, target: Any, text: str) -> None:
         """Send ``text`` to ``target`` (PeerId, multiaddr or Connection); raises
@@ -265,7 +284,7 @@ class ChatMessage:
     mine: bool = False
     peer: str = ""  # the other side of a DM
     msg_id: str = ""
-    via: str = ""  # the neighbour that forwarded a pubsub message
+    via: str = ""  # the neighbour that forwarded a pubsub message; for a DM in, the transport
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -304,6 +323,7 @@ class ChatNode:
         ping_interval: float = DEFAULT_PING_INTERVAL,
         max_peers: int = DEFAULT_MAX_PEERS_TRACKED,
         upgrade: bool = True,
+        upgrade_yield: float = DEFAULT_UPGRADE_YIELD,
     ) -> None:
         self.host = host
         self.history: deque[ChatMessage] = deque(maxlen=history)
@@ -311,6 +331,7 @@ class ChatNode:
         self.ping_interval = ping_interval
         self.max_peers = max_peers
         self.upgrade = upgrade
+        self.upgrade_yield = upgrade_yield
         self.rtts: dict[PeerId, float] = {}
         self.discovered: dict[PeerId, dict[str, Any]] = {}
         self.relays: list[Multiaddr] = []
@@ -318,6 +339,7 @@ class ChatNode:
         self._changed = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._upgrading: set[PeerId] = set()
+        self._last_reply = float("-inf")
         self.pubsub: GossipsubService | None = None
         self.dm: DirectMessageService | None = None
         self._started = False
@@ -390,6 +412,8 @@ class ChatNode:
                     await self.host.listen(listen)
                 except (PywasmError, OSError, asyncio.TimeoutError) as exc:
                     log.info("could not listen on %s: %s", listen, exc)
+            # tell the others our new relayed addresses now, not at the next tick
+            self._spawn(self._announce_when_heard())
         self._touch()
         return str(conn.remote_peer)
 
@@ -433,8 +457,9 @@ class ChatNode:
         self.history.append(m)
         self._touch()
 
-    def _on_dm(self, peer: PeerId, content: str, mime: str) -> None:
-        self._record(ChatMessage("dm-in", str(peer), content, _now_ms(), peer=str(peer)))
+    def _on_dm(self, peer: PeerId, content: str, mime: str, conn: "Connection") -> None:
+        # ``via``: how the DM travelled (a direct transport, or "relay")
+        self._record(ChatMessage("dm-in", str(peer), content, _now_ms(), peer=str(peer), via=connection_kind(conn)))
 
     async def _consume(self, sub: Any) -> None:
         async for msg in sub:
@@ -467,12 +492,25 @@ class ChatNode:
         assert self.pubsub is not None
         await self.pubsub.publish(DISCOVERY_TOPIC, self.discovery_record())
 
+    async def _announce_quietly(self) -> None:
+        try:
+            await self.announce()
+        except PywasmError as exc:
+            log.debug("discovery publish failed: %s", exc)
+
+    async def _announce_when_heard(self, timeout: float = ANNOUNCE_WAIT) -> None:
+        """Announce once some peer (the relay) has joined the discovery topic: a publish
+        before its subscription arrives reaches nobody."""
+        assert self.pubsub is not None
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        while not self.pubsub.peers(DISCOVERY_TOPIC) and loop.time() < end:
+            await asyncio.sleep(0.1)
+        await self._announce_quietly()
+
     async def _discovery_loop(self) -> None:
         while True:
-            try:
-                await self.announce()
-            except PywasmError as exc:
-                log.debug("discovery publish failed: %s", exc)
+            await self._announce_quietly()
             await asyncio.sleep(self.discovery_interval)
 
     def _on_discovery(self, data: bytes) -> None:
@@ -487,32 +525,55 @@ class ChatNode:
             return
         if peer == self.host.peer_id:
             return
-        if peer not in self.discovered and len(self.discovered) >= self.max_peers:
+        new = peer not in self.discovered
+        if new and len(self.discovered) >= self.max_peers:
             oldest = min(self.discovered, key=lambda p: self.discovered[p]["seen"])
             del self.discovered[oldest]
         self.discovered[peer] = {"addrs": [str(a) for a in addrs], "seen": _now_ms()}
+        if new:
+            # answer a newcomer with our record at once (not at our next tick), so both
+            # sides know each other within a round trip and the upgrade tie-break holds
+            loop = asyncio.get_running_loop()
+            if loop.time() - self._last_reply >= REPLY_INTERVAL:
+                self._last_reply = loop.time()
+                self._spawn(self._announce_quietly())
         self._touch()
         if self.upgrade:
             self._maybe_upgrade(peer, addrs)
 
+    def _has_direct(self, peer: PeerId) -> bool:
+        return any(not c.limited and not c.is_closed for c in self.host.connections_to(peer))
+
     def _maybe_upgrade(self, peer: PeerId, addrs: list[Multiaddr]) -> None:
         """Dial a direct (non-relayed) address of ``peer`` if this Host can; silently keep
-        the relay path otherwise."""
+        the relay path otherwise. A peer discovered through the relay announces
+        ``<relay>/p2p-circuit/webrtc/p2p/<peer>``: dialing it signals through the relay and
+        ends on a direct WebRTC connection (the host prefers it for every new stream)."""
         if peer in self._upgrading or len(self._upgrading) >= MAX_UPGRADES:
             return
-        if any(not c.limited for c in self.host.connections_to(peer)):
+        if self._has_direct(peer):
             return
         direct = [a for a in addrs if (a.has_protocol("webrtc") or not a.has_protocol("p2p-circuit"))
                   and any(t.can_dial(a) for t in self.host.transports)]
         if not direct:
             return
+        # both sides discover each other: let the smaller peer id dial first, so two pages
+        # end up with one WebRTC connection rather than two crossing ones
+        wait = 0.0
+        if any(a.has_protocol("webrtc") for a in direct) and self._reachable_over_webrtc() \
+                and peer.to_bytes() < self.host.peer_id.to_bytes():
+            wait = self.upgrade_yield
         self._upgrading.add(peer)
 
         async def attempt() -> None:
             try:
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                    if self._has_direct(peer):
+                        return
                 for a in direct:
                     try:
-                        await asyncio.wait_for(self.host.dial(a), 30.0)
+                        await asyncio.wait_for(self.host.dial(a), UPGRADE_DIAL_TIMEOUT)
                         self._touch()
                         return
                     except (PywasmError, OSError, asyncio.TimeoutError) as exc:
@@ -521,6 +582,10 @@ class ChatNode:
                 self._upgrading.discard(peer)
 
         self._spawn(attempt())
+
+    def _reachable_over_webrtc(self) -> bool:
+        """Whether others can dial us over WebRTC (we announce a /webrtc address)."""
+        return any(a.has_protocol("webrtc") for a in self.host.addrs())
 
     # --- network view -----------------------------------------------------------------------------
     async def _ping_loop(self) -> None:
@@ -549,7 +614,7 @@ class ChatNode:
             conns.append({
                 "peer": str(c.remote_peer),
                 "addr": str(c.remote_addr) if c.remote_addr is not None else "",
-                "transport": transport_of(c.remote_addr),
+                "transport": connection_kind(c),
                 "direction": str(getattr(c.direction, "value", c.direction)),
                 "limited": bool(c.limited),
                 "rtt_ms": round(rtt, 2) if rtt is not None else None,
@@ -580,5 +645,5 @@ __all__ = [
     "CHAT_TOPIC", "FILE_TOPIC", "DISCOVERY_TOPIC", "TOPICS", "DM_PROTOCOL",
     "ChatError", "ChatMessage", "ChatNode", "DirectMessageService", "TopicRelayGossipsub",
     "DMRequest", "DMResponse", "DMMetadata", "DMStatus", "DiscoveryPeer",
-    "add_service", "transport_of", "uc_gossipsub_config", "uc_msg_id",
+    "add_service", "connection_kind", "transport_of", "uc_gossipsub_config", "uc_msg_id",
 ]
