@@ -5,7 +5,11 @@
   the relay for us. With ``keep=True`` a background task refreshes the reservation before
   it expires (at ``refresh_margin`` of its lifetime left), retries failures with
   exponential backoff, and reserves again at once when the connection to the relay drops
-  (the relay forgets reservations of peers that disconnect).
+  (the relay forgets reservations of peers that disconnect). When the relay is gone (a
+  restart, a network cut) the keeper keeps trying, at delays growing from
+  ``backoff_initial`` to ``backoff_max`` with jitter (:mod:`.relay_keepalive`), until the
+  relay answers again or the reservation is released;
+  :meth:`RelayClientService.keeper_state` shows its attempts. Host stop cancels it.
 * Our relayed addresses ``<relay addr>/p2p/<relay>/p2p-circuit`` come from live
   reservations; the circuit transport's listeners expose them as listen addresses, so
   identify announces them. Every change tells the host (identify push).
@@ -48,6 +52,7 @@ from ..protocols.circuit_pb import (
 )
 from ..transports.circuit import CIRCUIT, RelayedConnection, find_circuit_transport
 from .base import Service
+from .relay_keepalive import DEFAULT_JITTER, AttemptLog, Backoff
 
 if TYPE_CHECKING:
     from ..host.connection import Connection, HostStream
@@ -88,9 +93,15 @@ class Reservation:
 @dataclass
 class _Keeper:
     target: Multiaddr | PeerId
+    backoff: Backoff
     task: asyncio.Task[Any] | None = None
     wake: asyncio.Event = field(default_factory=asyncio.Event)
-    failures: int = 0
+    attempts: AttemptLog = field(default_factory=AttemptLog)
+
+    @property
+    def failures(self) -> int:
+        """Failed attempts since the last success."""
+        return self.backoff.failures
 
 
 def _with_relay_id(addr: Multiaddr, relay: PeerId) -> Multiaddr | None:
@@ -117,6 +128,7 @@ class RelayClientService(Service):
         min_refresh_interval: float = DEFAULT_MIN_REFRESH_INTERVAL,
         backoff_initial: float = DEFAULT_BACKOFF_INITIAL,
         backoff_max: float = DEFAULT_BACKOFF_MAX,
+        backoff_jitter: float = DEFAULT_JITTER,
         max_relays: int = DEFAULT_MAX_RELAYS,
         accept_incoming: bool = True,
         clock: Callable[[], float] = time.time,
@@ -130,11 +142,15 @@ class RelayClientService(Service):
                 raise ConfigError(f"{name} must be positive")
         if max_relays < 1:
             raise ConfigError("max_relays must be at least 1")
+        if not 0 <= backoff_jitter < 1:
+            raise ConfigError("backoff_jitter must be in [0, 1)")
         self.hop_timeout = hop_timeout
         self.refresh_margin = refresh_margin
         self.min_refresh_interval = min_refresh_interval
         self.backoff_initial = backoff_initial
-        self.backoff_max = min(backoff_max, max(backoff_initial, backoff_max))
+        self.backoff_max = backoff_max
+        # fraction of each retry delay drawn at random (see relay_keepalive.Backoff)
+        self.backoff_jitter = backoff_jitter
         self.max_relays = max_relays
         # listen on a bare /p2p-circuit at start, so relayed peers can reach us
         self.accept_incoming = accept_incoming
@@ -215,7 +231,12 @@ class RelayClientService(Service):
             raise ReservationError(f"already holding reservations on {self.max_relays} relays")
         res = await self._reserve_once(target, relay_id)
         if keep and relay_id not in self._keepers:
-            keeper = _Keeper(target)
+            # read now, not at construction: a page may tune the bounds before it listens
+            backoff = Backoff(self.backoff_initial, max(self.backoff_initial, self.backoff_max),
+                              jitter=self.backoff_jitter)
+            keeper = _Keeper(target, backoff)
+            now = time.monotonic()
+            keeper.attempts.record(now, now, ok=True)  # the reservation just made
             self._keepers[relay_id] = keeper
             keeper.task = self.spawn(self._keep(relay_id, keeper), f"reservation keeper for {relay_id}")
         return res
@@ -307,9 +328,28 @@ class RelayClientService(Service):
             raise ReservationError(f"voucher expiry {voucher.expiration} differs from the reservation's {expire}")
         return env
 
+    def keeper_state(self, relay: PeerId) -> dict[str, Any] | None:
+        """What the keeper of ``relay`` is doing (JSON-friendly; None without a keeper):
+        whether we hold a reservation, its expiry, failures in a row, the next delay's
+        upper bound, and the recent attempts (``time.monotonic()`` seconds)."""
+        keeper = self._keepers.get(relay)
+        if keeper is None:
+            return None
+        res = self.reservation(relay)
+        return {
+            "relay": str(relay),
+            "reserved": res is not None,
+            "expire": res.expire if res is not None else None,
+            "failures": keeper.failures,
+            "next_delay_max": keeper.backoff.base,
+            "attempts_total": keeper.attempts.total,
+            "attempts_failed": keeper.attempts.total_failed,
+            "attempts": keeper.attempts.to_list(),
+            "now": time.monotonic(),
+        }
+
     async def _keep(self, relay: PeerId, keeper: _Keeper) -> None:
-        backoff = self.backoff_initial
-        while self._keepers.get(relay) is keeper:
+        while self._keepers.get(relay) is keeper and not self.host.is_stopped:
             res = self.reservation(relay)
             if res is not None:
                 lifetime = max(res.expire - res.obtained_at, 0.0)
@@ -319,18 +359,30 @@ class RelayClientService(Service):
                     await asyncio.wait_for(keeper.wake.wait(), max(wait, self.min_refresh_interval))
                 except asyncio.TimeoutError:
                     pass
+                if self._keepers.get(relay) is not keeper or self.host.is_stopped:
+                    return
+            started = time.monotonic()
             try:
                 await self._reserve_once(keeper.target, relay)
-                keeper.failures = 0
-                backoff = self.backoff_initial
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - whatever broke this attempt, the keeper must live on
+                delay = keeper.backoff.next_delay()
+                text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                keeper.attempts.record(started, time.monotonic(), ok=False, error=f"{type(exc).__name__}: {text}",
+                                       delay=delay)
+                # a typed failure is the expected kind (relay down, refused); anything else is a bug to see
+                level = logging.INFO if isinstance(exc, (PywasmError, EnvelopeError)) else logging.WARNING
+                log.log(level, "reservation on %s failed (%d in a row), next try in %.2f s: %s",
+                        relay, keeper.failures, delay, text)
+                if self.reservation(relay) is None and self._reservations.pop(relay, None) is not None:
+                    self._changed()
+                await asyncio.sleep(delay)
                 continue
-            except (PywasmError, EnvelopeError) as exc:
-                keeper.failures += 1
-                log.info("reservation on %s failed (%d in a row): %s", relay, keeper.failures, exc)
-            if self.reservation(relay) is None and self._reservations.pop(relay, None) is not None:
-                self._changed()
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, self.backoff_max)
+            if keeper.failures:
+                log.info("reserved on %s again after %d failed attempts", relay, keeper.failures)
+            keeper.backoff.reset()
+            keeper.attempts.record(started, time.monotonic(), ok=True)
 
     # --- stop ----------------------------------------------------------------------------------
     async def handle(self, stream: "HostStream", conn: "Connection") -> None:
