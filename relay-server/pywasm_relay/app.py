@@ -17,6 +17,7 @@ to stderr. SIGINT/SIGTERM -> clean exit 0. Bad flags or a missing site: one line
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import ipaddress
 import logging
 import os
@@ -105,7 +106,13 @@ def relay_info(host: Any) -> dict[str, Any]:
     """The body of ``GET /relay.json``."""
     addrs = [str(a) for a in host.addrs()]
     browser = [a for a, ma in zip(addrs, host.addrs()) if BROWSER_PROTOCOLS.intersection(ma.protocols())]
-    return {"peerId": str(host.peer_id), "multiaddrs": browser, "listenAddrs": addrs}
+    out: dict[str, Any] = {"peerId": str(host.peer_id), "multiaddrs": browser, "listenAddrs": addrs}
+    hop = host.services.get("relay-hop")
+    if hop is not None:
+        # what the hop holds now, and its counters since start (for operators and tests)
+        out["relay"] = {"reservations": len(hop.reservations), "circuits": hop.circuits,
+                        **dataclasses.asdict(hop.stats)}
+    return out
 
 
 async def run(args: argparse.Namespace) -> int:

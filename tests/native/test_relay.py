@@ -121,6 +121,9 @@ def test_http_site_and_relay_json(relay: StartRelay, site: Path, tmp_path: Path)
     assert info["peerId"] == peer
     assert info["multiaddrs"] and all("/ws/p2p/" in a for a in info["multiaddrs"])
     assert set(info["multiaddrs"]) <= set(addrs)
+    # the hop's state: nobody reserved yet
+    assert info["relay"]["reservations"] == 0 and info["relay"]["circuits"] == 0
+    assert info["relay"]["reservations_accepted"] == 0
 
     status, headers, body = _get(url, "/pyodide/pyodide.asm.wasm")
     assert status == 200 and headers["content-type"] == "application/wasm" and body == WASM_BYTES

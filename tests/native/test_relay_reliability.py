@@ -16,11 +16,13 @@ Every process started here is tracked by its PID and only those are signalled.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
 import sys
 import time
+import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -285,7 +287,19 @@ async def test_data_limit_cuts_circuit_and_relay_stays_healthy(relay_procs: Any,
         assert fresh is not conn
         assert await asyncio.wait_for(b.services["ping"].ping(rid), T) >= 0  # type: ignore[attr-defined]
         assert _rc(a).reservation(rid) is not None
+        # and says so on /relay.json: A's reservation held, the cut counted
+        status = (await _relay_json(proc.url))["relay"]
+        assert status["reservations"] == 1 and status["circuits_cut_data"] >= 1, status
+        assert status["reservations_accepted"] >= 1 and status["circuits_opened"] >= 2, status
     relay.stop()
+
+
+async def _relay_json(url: str) -> dict[str, Any]:
+    def get() -> dict[str, Any]:
+        with urllib.request.urlopen(url + "relay.json", timeout=T) as resp:
+            return json.loads(resp.read())  # type: ignore[no-any-return]
+
+    return await asyncio.to_thread(get)
 
 
 async def test_duration_limit_cuts_circuit_and_relay_stays_healthy(relay_procs: Any, tmp_path: Path) -> None:
