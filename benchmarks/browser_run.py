@@ -18,6 +18,10 @@ context (cold HTTP and code caches):
   EOF, compared byte for byte; MiB/s = SIZE / (stream open .. last byte). pywasm does it
   in Python (host.new_stream, write, close_write, read to EOF) through ``node.pyodide``;
   js-libp2p with ``dialProtocol`` + ``stream.send``/``close``/``for await``.
+  Also the CPU time (user + system, from /proc) every process this benchmark started
+  (Chromium's browser, renderer, network and GPU processes, and the relay) used during
+  the echo: on a shared, loaded machine that is steadier than MiB/s, and it is what a
+  stack costs whatever else runs.
 
 Prints a table (medians, spread, ratios, PASS/MISS for the targets) and writes
 benchmarks/results/browser_latest.json and .md. No exit code depends on a figure.
@@ -34,7 +38,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -161,6 +164,49 @@ def bench_site() -> Path:
     return site
 
 
+def _descendants() -> set[int]:
+    """PIDs of every process started (transitively) by this one: Chromium and the relay."""
+    parent: dict[int, int] = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat") as f:
+                    parent[int(name)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                pass
+    me, out = os.getpid(), set()
+    for pid in parent:
+        p, hops = pid, 0
+        while p in parent and p > 1 and hops < 64:
+            if parent[p] == me:
+                out.add(pid)
+                break
+            p, hops = parent[p], hops + 1
+    return out
+
+
+def _cpu_by_pid() -> dict[int, float] | None:
+    """CPU seconds (user + system) of each descendant process; None without /proc."""
+    if not os.path.isdir("/proc"):
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[int, float] = {}
+    for pid in _descendants():
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            out[pid] = (int(fields[11]) + int(fields[12])) / tick
+        except (OSError, ValueError, IndexError):
+            pass
+    return out
+
+
+def _cpu_used(before: dict[int, float] | None, after: dict[int, float] | None) -> float | None:
+    if before is None or after is None:
+        return None
+    return sum(t - before.get(pid, 0.0) for pid, t in after.items())
+
+
 def _boot(page: Any, url: str, log: list[str]) -> dict[str, Any]:
     page.goto(url, wait_until="load", timeout=BOOT_TIMEOUT * 1000)
     page.wait_for_function("window.benchResult !== undefined", timeout=BOOT_TIMEOUT * 1000)
@@ -182,12 +228,16 @@ def one_round(browser: Any, impl: str, relay: Relay, size: int, chunk: int,
         out: dict[str, Any] = {"cold": _boot(page, url, log)}
         body, arg = (PYWASM_ECHO_JS, {"code": PY_ECHO}) if impl == "pywasm" else (JS_ECHO_JS, {})
         arg.update(addr=relay.ws_addr, size=size, chunk=chunk)
+        cpu0 = _cpu_by_pid()
         res = run_js(page, body, arg, ECHO_TIMEOUT)
+        cpu_s = _cpu_used(cpu0, _cpu_by_pid())
         if res["ok"]:
             echo = res["value"]
             if not echo["ok"] or echo["bytes"] != size:
                 raise RuntimeError(f"{impl} echo: {echo['bytes']} bytes back, byte-exact={echo['ok']}")
             echo["mib_s"] = size / MIB / echo["seconds"]
+            if cpu_s is not None:
+                echo["cpu_s"] = cpu_s
         elif res.get("timeout"):
             # a stalled transfer is a result too: recorded, left out of the median
             echo = {"stalled": True, "error": res["error"]}
@@ -228,6 +278,9 @@ def summarize(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
             "first_ping_rtt_ms": [r["cold"]["pingMs"] for r in rs],
             "echo_mib_s": [r["echo"]["mib_s"] for r in rs if "mib_s" in r["echo"]],
         }
+        cpu = [r["echo"]["cpu_s"] for r in rs if "cpu_s" in r["echo"]]
+        if cpu:
+            d["echo_cpu_s"] = cpu
         if all("warm" in r for r in rs):
             d["warm_boot_to_ping_ms"] = [r["warm"]["atMs"] for r in rs]
         if impl == "pywasm":
@@ -247,6 +300,7 @@ def render(s: dict[str, Any], meta: dict[str, Any]) -> tuple[str, str]:
         ("page load -> first ping (warm cache), ms", "warm_boot_to_ping_ms", "{:.0f}"),
         ("first ping RTT, ms", "first_ping_rtt_ms", "{:.1f}"),
         (f"echo {meta['size_mib']} MiB page -> relay /ws, MiB/s", "echo_mib_s", "{:.1f}"),
+        ("echo CPU time, all browser processes + relay, s", "echo_cpu_s", "{:.2f}"),
     ]
     head = "| metric | pywasm | js-libp2p | pywasm / js | pywasm runs | js runs |"
     lines = [head, "|---|---|---|---|---|---|"]
@@ -315,7 +369,8 @@ def main() -> int:
                         r = one_round(browser, impl, relay, size, args.chunk, not args.no_warm)
                         runs[impl].append(r)
                         w = f", warm {r['warm']['atMs']:.0f} ms" if "warm" in r else ""
-                        e = (f"{r['echo']['mib_s']:.1f} MiB/s" if "mib_s" in r["echo"]
+                        e = (f"{r['echo']['mib_s']:.1f} MiB/s" + (f" (cpu {r['echo']['cpu_s']:.2f} s)" if "cpu_s" in r["echo"] else "")
+                             if "mib_s" in r["echo"]
                              else f"STALLED {r['echo'].get('progress', '')}")
                         print(f"round {i + 1} {impl:6s}: load->ping {r['cold']['atMs']:.0f} ms "
                               f"(rtt {r['cold']['pingMs']:.1f} ms{w}), echo {e}"

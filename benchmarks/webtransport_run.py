@@ -13,7 +13,17 @@ moment of this shared machine hits all alike):
 * session setup: close every connection, then time one fresh dial (QUIC + TLS with
   serverCertificateHashes, CONNECT, Noise on the first stream, certhash check);
 * echo throughput: SIZE random bytes over a new /echo/1.0.0 stream, read back to EOF
-  concurrently and compared byte for byte; MiB/s = SIZE / (stream open .. last byte).
+  concurrently and compared byte for byte; MiB/s = SIZE / (stream open .. last byte);
+* relay CPU: the relay process's user+system CPU time during the echo (from /proc), as
+  CPU ms per MiB echoed. The relay is CPU-bound, so its throughput is the inverse of
+  this, and it moves far less than wall-clock MiB/s when other jobs load the cores
+  (measured for the tuned relay: ~59 ms/MiB at load 5-10 and 72-86 at load 19-32, while
+  its MiB/s fell from 7.5-11 to 1.6-2.5).
+
+``--relays``/``--pages`` pick a subset; ``--variant NAME:VAR=VALUE`` adds a tuned relay
+started with extra environment variables (an A/B of a change behind a switch, in the same
+run); ``--profile DIR`` records each relay with py-spy (collapsed stacks,
+``DIR/<relay>.txt``) for the whole run.
 
 Prints medians and ratios (tuned/naive per page, pywasm/js per relay) and writes
 benchmarks/results/webtransport_latest.json. No exit code depends on a figure.
@@ -26,6 +36,7 @@ import datetime as _dt
 import json
 import os
 import statistics
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -79,19 +90,31 @@ assert conn.muxer_protocol == "webtransport"
 """
 
 
-def _relay(naive: bool) -> Relay:
-    env_before = os.environ.get("PYWASM_RELAY_WT_NAIVE")
-    if naive:
-        os.environ["PYWASM_RELAY_WT_NAIVE"] = "1"
-    else:
-        os.environ.pop("PYWASM_RELAY_WT_NAIVE", None)
+def _relay(naive: bool, env: dict[str, str] | None = None) -> Relay:
+    """A relay with WebTransport; ``env`` adds variables for this relay only (A/B variants)."""
+    extra = {"PYWASM_RELAY_WT_NAIVE": "1"} if naive else {}
+    extra.update(env or {})
+    keys = set(extra) | {"PYWASM_RELAY_WT_NAIVE"}
+    before = {k: os.environ.get(k) for k in keys}
+    os.environ.pop("PYWASM_RELAY_WT_NAIVE", None)
+    os.environ.update(extra)
     try:
         return Relay(extra_args=["--listen", WT_LISTEN]).start()  # Relay passes os.environ on
     finally:
-        if env_before is None:
-            os.environ.pop("PYWASM_RELAY_WT_NAIVE", None)
-        else:
-            os.environ["PYWASM_RELAY_WT_NAIVE"] = env_before
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc; NaN elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _median(xs: list[float]) -> float:
@@ -102,66 +125,102 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--size", type=float, default=8.0, help="echo size in MiB (default 8)")
+    ap.add_argument("--relays", default="naive,tuned", help="comma-separated subset of naive,tuned")
+    ap.add_argument("--pages", default="pywasm,js", help="comma-separated subset of pywasm,js")
+    ap.add_argument("--profile", default="", help="directory for py-spy profiles of the relays")
+    ap.add_argument("--variant", action="append", default=[], metavar="NAME:VAR=VALUE[,VAR=VALUE]",
+                    help="also measure a tuned relay started with these environment variables (A/B)")
     args = ap.parse_args(argv)
+    want_relays = [r for r in ("naive", "tuned") if r in args.relays.split(",")]
+    want_pages = [p for p in ("pywasm", "js") if p in args.pages.split(",")]
     size = int(args.size * MIB)
     require(SITE / "pywasm.mjs", "site bundle (run bash scripts/build_site.sh)")
     from playwright.sync_api import sync_playwright
 
     js_server = StaticServer(build_js_page())
-    relays = {"naive": _relay(True), "tuned": _relay(False)}
+    relays = {name: _relay(name == "naive") for name in want_relays}
+    for spec in args.variant:
+        name, _, assigns = spec.partition(":")
+        relays[name] = _relay(False, dict(a.split("=", 1) for a in assigns.split(",") if a))
     samples: dict[str, dict[str, list[float]]] = {}
+    spies: list[subprocess.Popen[bytes]] = []
+    if args.profile:
+        Path(args.profile).mkdir(parents=True, exist_ok=True)
+        for rname, relay in relays.items():
+            assert relay.proc is not None
+            spies.append(subprocess.Popen(
+                [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(relay.proc.pid), "--format", "raw",
+                 "--rate", "200", "--nonblocking", "--output", str(Path(args.profile) / f"{rname}.txt")],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
             pages: dict[tuple[str, str], Any] = {}
             for rname, relay in relays.items():
-                pg = browser.new_context().new_page()
-                boot_node(pg, relay.url)
-                pages[(rname, "pywasm")] = pg
-                pg = browser.new_context().new_page()
-                pg.goto(js_server.url)
-                must(pg, "while (!window.jsp2p) await new Promise(r => setTimeout(r, 20)); return true", timeout=30)
-                pages[(rname, "js")] = pg
+                if "pywasm" in want_pages:
+                    pg = browser.new_context().new_page()
+                    boot_node(pg, relay.url)
+                    pages[(rname, "pywasm")] = pg
+                if "js" in want_pages:
+                    pg = browser.new_context().new_page()
+                    pg.goto(js_server.url)
+                    must(pg, "while (!window.jsp2p) await new Promise(r => setTimeout(r, 20)); return true", timeout=30)
+                    pages[(rname, "js")] = pg
             for rnd in range(args.rounds):
                 for (rname, impl), pg in pages.items():
                     addr = wt_addr(relays[rname])
                     key = f"{rname}/{impl}"
-                    s = samples.setdefault(key, {"setup_ms": [], "echo_mib_s": []})
+                    s = samples.setdefault(key, {"setup_ms": [], "echo_mib_s": [], "relay_cpu_ms_per_mib": []})
+                    pid = relays[rname].proc.pid  # type: ignore[union-attr]
                     if impl == "pywasm":
                         setup = must_py(pg, PY_SETUP, addr, timeout=60)
+                        cpu0 = _cpu_seconds(pid)
                         echo = must_py(pg, PY_ECHO, [addr, size], timeout=600)
                     else:
                         setup = must(pg, JS_SETUP, addr, timeout=60)
+                        cpu0 = _cpu_seconds(pid)
                         echo = must(pg, JS_ECHO, [addr, size], timeout=600)
+                    # the window also covers the page preparing its payload (before its t0),
+                    # while the relay idles: its CPU is the echo's
+                    s["relay_cpu_ms_per_mib"].append((_cpu_seconds(pid) - cpu0) * 1000 / (size / MIB))
                     if not (echo["equal"] and echo["received"] == size):
                         raise AssertionError(f"{key}: echo came back wrong: {echo}")
                     s["setup_ms"].append(float(setup))
                     s["echo_mib_s"].append(size / MIB / (echo["ms"] / 1000))
-                    print(f"round {rnd + 1} {key:14s} setup {setup:7.1f} ms  echo {s['echo_mib_s'][-1]:6.2f} MiB/s",
-                          flush=True)
+                    print(f"round {rnd + 1} {key:14s} setup {setup:7.1f} ms  echo {s['echo_mib_s'][-1]:6.2f} MiB/s"
+                          f"  relay CPU {s['relay_cpu_ms_per_mib'][-1]:6.1f} ms/MiB", flush=True)
             browser.close()
     finally:
+        for spy in spies:
+            spy.send_signal(2)  # SIGINT: py-spy writes its profile and exits
+            try:
+                spy.wait(30)
+            except subprocess.TimeoutExpired:
+                spy.kill()
         for r in relays.values():
             r.stop()
         js_server.close()
 
     med = {k: {m: _median(v) for m, v in d.items()} for k, d in samples.items()}
     print(f"\nWebTransport, {args.rounds} rounds, echo {args.size:g} MiB, medians (same run, same Chromium)")
-    print(f"{'relay/page':16s} {'setup ms':>9s} {'echo MiB/s':>11s}")
+    print(f"{'relay/page':16s} {'setup ms':>9s} {'echo MiB/s':>11s} {'relay CPU ms/MiB':>17s}")
     for k, d in med.items():
-        print(f"{k:16s} {d['setup_ms']:9.1f} {d['echo_mib_s']:11.2f}")
+        print(f"{k:16s} {d['setup_ms']:9.1f} {d['echo_mib_s']:11.2f} {d['relay_cpu_ms_per_mib']:17.1f}")
     ratios: dict[str, float] = {}
-    for impl in ("pywasm", "js"):
+    both = len(want_relays) == 2
+    for impl in want_pages if both else ():
         ratios[f"{impl}: tuned/naive echo"] = med[f"tuned/{impl}"]["echo_mib_s"] / med[f"naive/{impl}"]["echo_mib_s"]
-    for rname in ("naive", "tuned"):
+        ratios[f"{impl}: naive/tuned relay CPU per MiB"] = (med[f"naive/{impl}"]["relay_cpu_ms_per_mib"]
+                                                            / med[f"tuned/{impl}"]["relay_cpu_ms_per_mib"])
+    for rname in want_relays if len(want_pages) == 2 else ():
         ratios[f"{rname}: pywasm/js echo"] = med[f"{rname}/pywasm"]["echo_mib_s"] / med[f"{rname}/js"]["echo_mib_s"]
         ratios[f"{rname}: pywasm/js setup"] = med[f"{rname}/pywasm"]["setup_ms"] / med[f"{rname}/js"]["setup_ms"]
     for k, v in ratios.items():
-        print(f"  {k:28s} {v:5.2f}x")
-    for impl in ("pywasm", "js"):
+        print(f"  {k:38s} {v:5.2f}x")
+    for impl in want_pages if both else ():
         r = ratios[f"{impl}: tuned/naive echo"]
         print(f"relay speedup target >= {TARGET_SPEEDUP:g}x, {impl} page: {'PASS' if r >= TARGET_SPEEDUP else 'MISS'} "
-              f"({r:.2f}x)")
+              f"({r:.2f}x; relay CPU per MiB {ratios[f'{impl}: naive/tuned relay CPU per MiB']:.2f}x less)")
     RESULTS.mkdir(exist_ok=True)
     out = {
         "when": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

@@ -234,6 +234,58 @@ export function aeadSealMany(key, firstNonce, ad, data, lengths) {
   return out;
 }
 
+/**
+ * Seal consecutive frames laid out as Noise wire frames: for each frame a 2-byte
+ * big-endian length, then ciphertext || tag. Same arguments as aeadSealMany. With
+ * WebCrypto the frames are sealed concurrently and a Promise of the buffer is returned,
+ * which the WebSocket shim can send without Python awaiting it (Connection.sendLater).
+ */
+export function aeadSealFramed(key, firstNonce, ad, data, lengths) {
+  checkAeadKey(key);
+  const lens = readLengths(lengths);
+  let total = 0;
+  for (const n of lens) {
+    if (n + TAG > 0xffff) throw fail('CryptoError', `Noise frame of ${n} plaintext bytes is too long`);
+    total += 2 + n + TAG;
+  }
+  const out = new Uint8Array(total);
+  if (webChaCha) {
+    const jobs = [];
+    let src = 0;
+    let dst = 0;
+    for (let i = 0; i < lens.length; i++) {
+      const n = lens[i];
+      const at = dst;
+      out[at] = (n + TAG) >>> 8;
+      out[at + 1] = (n + TAG) & 0xff;
+      jobs.push(webSeal(key, nonceAt(firstNonce, i), ad, data.subarray(src, src + n)).then((ct) => out.set(ct, at + 2)));
+      src += n;
+      dst += 2 + n + TAG;
+    }
+    return Promise.all(jobs).then(() => out);
+  }
+  let src = 0;
+  let dst = 0;
+  for (let i = 0; i < lens.length; i++) {
+    const n = lens[i];
+    out[dst] = (n + TAG) >>> 8;
+    out[dst + 1] = (n + TAG) & 0xff;
+    sealInto(key, nonceAt(firstNonce, i), ad, data.subarray(src, src + n), out, dst + 2);
+    src += n;
+    dst += 2 + n + TAG;
+  }
+  return out;
+}
+
+/**
+ * aeadSealFramed boxed as { pending: Uint8Array | Promise }, for callers that pass the
+ * result on without awaiting it: a Promise returned to Python would become a Python
+ * awaitable, while a plain object stays the same JS object on its way back to JS.
+ */
+export function aeadSealFramedLater(key, firstNonce, ad, data, lengths) {
+  return { pending: aeadSealFramed(key, firstNonce, ad, data, lengths) };
+}
+
 /** Open consecutive frames (lengths are the ciphertext lengths); undefined if any tag fails. */
 export function aeadOpenMany(key, firstNonce, ad, data, lengths) {
   checkAeadKey(key);

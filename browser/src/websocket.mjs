@@ -11,11 +11,21 @@
 //                                      // data is queued, null at the end (clean close or
 //                                      // failure: see c.failure), else a Promise of either
 //   c.send(u8)                         // one binary message
-//   c.bufferedAmount                   // bytes handed to send() and not yet on the wire
+//   c.sendLater(data, nbytes, maxMsg)  // data: a Uint8Array, a Promise of one (e.g. frames
+//                                      // still being encrypted) or a box { pending: either }
+//                                      // (aeadSealFramedLater); sent once it resolves, in
+//                                      // call order with send(), split into messages of at
+//                                      // most maxMsg bytes. Returns at once: the caller does
+//                                      // not wait for the Promise. A rejected Promise fails
+//                                      // the connection (close 1011, see c.failure).
+//   c.bufferedAmount                   // bytes handed to send()/sendLater() and not yet on
+//                                      // the wire (nbytes counts until the data resolves)
 //   c.drained(lowWater)                // true when bufferedAmount <= lowWater or the socket
 //                                      // is not open, else a Promise resolving (to true) once
 //                                      // either holds
-//   c.close(code, reason)              // starts the close handshake; never throws
+//   c.close(code, reason)              // starts the close handshake (after the sendLater
+//                                      // data still pending, unless code is not 1000);
+//                                      // never throws
 //   await c.closed()                   // resolves when the socket is CLOSED
 //   c.failure                          // "" or why the connection ended abnormally
 //
@@ -29,6 +39,7 @@
 export const CLOSE_NORMAL = 1000;
 export const CLOSE_NO_STATUS = 1005;
 export const CLOSE_TOO_BIG = 1009;
+export const CLOSE_INTERNAL_ERROR = 1011;
 // Default bound on received bytes nobody has read yet (Python passes its own).
 export const DEFAULT_MAX_BUFFERED = 64 * 1024 * 1024;
 // How often a pending drained() looks at bufferedAmount. Browsers fire no event when the
@@ -69,6 +80,11 @@ class Connection {
     this._openWaiters = [];
     this._closedWaiters = [];
     this._isClosed = false;
+    // sendLater: bytes promised but not yet handed to the socket, and the tail of the
+    // ordered chain of pending sends (null when nothing is pending)
+    this._pending = 0;
+    this._chain = null;
+    this._closeQueued = false;
     let ws;
     try {
       ws = new globalThis.WebSocket(url);
@@ -176,20 +192,60 @@ class Connection {
     });
   }
 
-  send(u8) {
-    if (!this.ws || this.ws.readyState !== 1) {
+  _checkSendable() {
+    if (!this.ws || this.ws.readyState !== 1 || this._closeQueued) {
       throw new Error(this.failure || 'WebSocket is not open');
     }
-    this.ws.send(u8);
+  }
+
+  send(u8) {
+    this._checkSendable();
+    // behind pending sendLater data, so the byte stream keeps the caller's order
+    if (this._chain) this.sendLater(u8, u8.byteLength, 0);
+    else this.ws.send(u8);
+  }
+
+  sendLater(data, nbytes, maxMsg = 0) {
+    this._checkSendable();
+    const n = Math.max(0, Number(nbytes) || 0);
+    const max = Math.max(0, Number(maxMsg) || 0);
+    this._pending += n;
+    const prev = this._chain ?? Promise.resolve();
+    // a box { pending } carries a Promise through Python untouched (Pyodide turns a
+    // Promise returned to Python into a Python awaitable)
+    const value = data instanceof Uint8Array || !data || !('pending' in data) ? data : data.pending;
+    const link = prev
+      .then(() => value)
+      .then(
+        (u8) => {
+          this._pending -= n;
+          const ws = this.ws;
+          if (ws.readyState !== 1) return; // reset, failed or closed meanwhile: dropped
+          try {
+            if (!max || u8.byteLength <= max) ws.send(u8);
+            else for (let off = 0; off < u8.byteLength; off += max) ws.send(u8.subarray(off, off + max));
+          } catch (e) {
+            this._fail(`sending failed: ${e?.message ?? e}`, CLOSE_INTERNAL_ERROR);
+          }
+        },
+        (e) => {
+          this._pending -= n;
+          this._fail(`sending failed: ${e?.message ?? e}`, CLOSE_INTERNAL_ERROR);
+        },
+      );
+    this._chain = link;
+    link.then(() => {
+      if (this._chain === link) this._chain = null;
+    });
   }
 
   get bufferedAmount() {
-    return this.ws ? this.ws.bufferedAmount : 0;
+    return (this.ws ? this.ws.bufferedAmount : 0) + this._pending;
   }
 
   _drainedBelow(lowWater) {
     // a socket that is not open never drains: report "go on" so the next send() throws
-    return !this.ws || this.ws.readyState !== 1 || this.ws.bufferedAmount <= lowWater;
+    return !this.ws || this.ws.readyState !== 1 || this.ws.bufferedAmount + this._pending <= lowWater;
   }
 
   drained(lowWater = 0) {
@@ -212,6 +268,17 @@ class Connection {
     // our own close: nothing more is delivered (browsers drop messages once CLOSING)
     this._end();
     if (!this.ws) return;
+    if (this._chain && code === CLOSE_NORMAL && !this.failure) {
+      // a clean close goes out after the data already promised to sendLater
+      if (this._closeQueued) return;
+      this._closeQueued = true;
+      this._chain.then(() => this._closeNow(code, reason));
+      return;
+    }
+    this._closeNow(code, reason);
+  }
+
+  _closeNow(code, reason) {
     try {
       this.ws.close(code, reason);
     } catch {

@@ -76,6 +76,23 @@ class CryptoBackend(abc.ABC):
             parts.append(ct)
         return b"".join(parts)
 
+    #: True when :meth:`aead_seal_framed_deferred` returns a handle (Pyodide with a JS
+    #: sink for it); the Noise connection then never awaits the sealing itself.
+    can_defer_seal: bool = False
+
+    def aead_seal_framed_deferred(
+        self, key: bytes, first_counter: int, ad: bytes, plaintexts: Sequence[bytes]
+    ) -> "tuple[object, int] | None":
+        """Start sealing like :meth:`aead_seal_framed` without waiting for the result.
+
+        Returns ``(handle, wire_length)``, where ``handle`` is an opaque object only a
+        matching transport can consume (under Pyodide: a JS object holding the Promise of
+        the framed bytes, which the WebSocket shim sends once it resolves), or None when
+        this backend cannot defer (the default). Inputs are checked, and copied, before it
+        returns.
+        """
+        return None
+
     async def aead_open_many(
         self, key: bytes, first_counter: int, ad: bytes, ciphertexts: Sequence[bytes]
     ) -> list[bytes]:

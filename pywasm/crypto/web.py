@@ -28,6 +28,8 @@ JS_MODULE_NAME = "pywasm_crypto_js"
 KEY_CACHE_SIZE = 1024
 
 _MAX_COUNTER = (1 << 64) - 1
+# A Noise frame is at most 65535 bytes: 2-byte length limit minus the 16-byte tag.
+_MAX_FRAME_PLAINTEXT = 65535 - 16
 _ERRORS: dict[str, type[CryptoError] | type[InvalidKeyError]] = {
     "InvalidKeyError": InvalidKeyError,
     "CryptoError": CryptoError,
@@ -147,6 +149,53 @@ class WebCryptoBackend(CryptoBackend):
             out.append(bytes(buf[pos:end]))
             pos = end
         return out
+
+    def _framed_args(
+        self, key: bytes, first_counter: int, ad: bytes, plaintexts: Sequence[bytes]
+    ) -> tuple[tuple[Any, ...], int]:
+        _check_counters(first_counter, len(plaintexts))
+        lens = [len(p) for p in plaintexts]
+        if max(lens) > _MAX_FRAME_PLAINTEXT:
+            raise CryptoError(f"Noise frame of {max(lens)} plaintext bytes exceeds {_MAX_FRAME_PLAINTEXT}")
+        data = plaintexts[0] if len(plaintexts) == 1 else b"".join(plaintexts)
+        args = (
+            self._key(key),
+            self._to_js(noise_nonce(first_counter)),
+            self._u8(ad),
+            self._u8(data),
+            self._to_js(struct.pack(f"<{len(lens)}I", *lens)),
+        )
+        return args, sum(lens) + (2 + 16) * len(lens)
+
+    async def aead_seal_framed(
+        self, key: bytes, first_counter: int, ad: bytes, plaintexts: Sequence[bytes]
+    ) -> bytes | bytearray:
+        # Framed in JS: one buffer comes back, no per-frame slicing and re-joining here.
+        if not plaintexts:
+            return b""
+        args, _ = self._framed_args(key, first_counter, ad, plaintexts)
+        return self._bytes(await self._call("aeadSealFramed", *args))
+
+    can_defer_seal = True
+
+    def aead_seal_framed_deferred(
+        self, key: bytes, first_counter: int, ad: bytes, plaintexts: Sequence[bytes]
+    ) -> tuple[Any, int] | None:
+        """``(JS box {pending: Promise or Uint8Array of the framed bytes}, its length)``.
+
+        Not awaited: the box goes to the WebSocket shim's ``sendLater`` as it is.
+
+        The plaintext is copied into JS before this returns, so the caller may reuse its
+        buffers at once. A failure after that (it cannot come from the inputs, which are
+        checked here) rejects the Promise; the WebSocket shim then fails the connection.
+        """
+        if not plaintexts:
+            return None
+        args, size = self._framed_args(key, first_counter, ad, plaintexts)
+        try:
+            return self._js.aeadSealFramedLater(*args), size
+        except self._JsException as exc:
+            raise _js_error(exc) from None
 
     async def aead_open_many(
         self, key: bytes, first_counter: int, ad: bytes, ciphertexts: Sequence[bytes]

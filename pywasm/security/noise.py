@@ -12,6 +12,12 @@ Performance notes (the hot path is bulk transfer through a muxer):
   joined buffer per batch.
 * ``read`` pulls large chunks from the raw connection, decrypts every complete frame in
   one backend call, and returns whole plaintext frames without slicing when they fit.
+* In the browser (WebCrypto backend + WebSocket transport) a batch is not awaited at all:
+  the backend starts sealing it in JS and the raw connection's ``write_sealed`` hands the
+  pending result to the WebSocket shim, which sends it in order once sealed. Awaiting a JS
+  Promise from Python costs far more than the encryption of a 64 KiB frame (Pyodide turns
+  it into a Future, proxies and an event-loop task), so this took a third of the page's
+  CPU time off a bulk upload. Nonces are still taken here, in Python, before the call.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections import deque
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from ..crypto.backend import CryptoBackend, get_backend
 from ..errors import (
@@ -108,6 +114,10 @@ class NoiseConnection:
         self._reset = False
         self._read_lock = asyncio.Lock()
         self._write_lock = asyncio.Lock()
+        # A raw connection that can send frames still being sealed (the browser WebSocket)
+        # paired with a backend that seals without blocking (WebCrypto): see write_parts.
+        sink = getattr(raw, "write_sealed", None)
+        self._sealed_sink = sink if sink is not None and transport.can_defer_seal else None
 
     # the raw connection's addresses, for the host's bookkeeping
     @property
@@ -217,6 +227,14 @@ class NoiseConnection:
         async with self._write_lock:
             if self._write_closed:
                 raise StreamClosedError("write side of the Noise connection is closed")
+            sink = self._sealed_sink
+            if sink is not None:
+                # Sealing finishes in JS and the shim sends the result: no await per batch
+                # here except the socket's back-pressure.
+                for batch in t.batches_of_parts(parts):
+                    handle, size = t.seal_deferred(batch)
+                    await sink(handle, size)
+                return
             for batch in t.batches_of_parts(parts):
                 await raw.write(await t.seal(batch))
 
@@ -314,12 +332,16 @@ class NoiseSecurity:
         *,
         reader: BufferedReader | None = None,
         prologue: bytes = b"",
+        check_remote: Callable[[RemoteIdentity], None] | None = None,
     ) -> NoiseConnection:
         """Handshake as initiator; :class:`PeerIdMismatchError` if the remote is not
         ``remote_peer``. ``reader`` carries bytes already read from ``conn`` (e.g. by
         multistream-select). ``prologue``: the Noise prologue both sides must agree on
-        (empty for noise-libp2p; WebRTC binds the DTLS fingerprints with it)."""
-        return await self._run(conn, True, remote_peer, reader, prologue)
+        (empty for noise-libp2p; WebRTC binds the DTLS fingerprints with it).
+        ``check_remote`` sees the responder's verified identity and extensions once
+        message 2 is read and *before* message 3 (our identity) goes out; whatever it
+        raises aborts the handshake (WebTransport's certhash rule uses it)."""
+        return await self._run(conn, True, remote_peer, reader, prologue, check_remote)
 
     async def secure_inbound(
         self,
@@ -338,8 +360,9 @@ class NoiseSecurity:
         remote_peer: "PeerId | None",
         reader: BufferedReader | None,
         prologue: bytes = b"",
+        check_remote: Callable[[RemoteIdentity], None] | None = None,
     ) -> NoiseConnection:
-        coro = self._handshake(conn, initiator, remote_peer, reader, prologue)
+        coro = self._handshake(conn, initiator, remote_peer, reader, prologue, check_remote)
         try:
             if self.handshake_timeout is None:
                 return await coro
@@ -364,6 +387,7 @@ class NoiseSecurity:
         remote_peer: "PeerId | None",
         reader: BufferedReader | None,
         prologue: bytes = b"",
+        check_remote: Callable[[RemoteIdentity], None] | None = None,
     ) -> NoiseConnection:
         backend = self.backend
         s_priv, s_pub, signature = await self._static_key()
@@ -380,6 +404,8 @@ class NoiseSecurity:
                 raise PeerIdMismatchError(
                     f"expected peer {remote_peer}, but the remote authenticated as {remote.peer_id}"
                 )
+            if check_remote is not None:
+                check_remote(remote)
             # -> s, se + our payload (our muxers, in preference order)
             ours = await make_payload(
                 self.private_key, s_pub, stream_muxers=self.muxers, signature=signature

@@ -24,6 +24,9 @@ Semantics that differ from TCP, and why:
   runs sub-threshold sleeps as immediate callbacks.
 * ``reset`` closes with code :data:`RESET_CLOSE_CODE`; the native transport reads any code
   but 1000/1001 as a reset.
+* ``write_sealed`` hands the shim a Promise of bytes (Noise frames WebCrypto is still
+  sealing) to send when it resolves, so the sender never waits for the encryption; order
+  with ``write`` is kept in the shim, and a clean close goes out after them.
 """
 
 from __future__ import annotations
@@ -146,6 +149,27 @@ class BrowserWebSocketConnection:
                     failure = str(self._js.failure or "") or str(getattr(exc, "message", "") or exc)
                     self._reset = True
                     raise StreamResetError(f"WebSocket {self.remote_addr}: {failure}") from None
+
+    async def write_sealed(self, handle: Any, nbytes: int) -> None:
+        """Send ``handle`` once it resolves, without waiting for it here: a JS Uint8Array,
+        or a box ``{pending}`` holding a Promise of one still being computed (Noise frames
+        under encryption: WebCryptoBackend.aead_seal_framed_deferred).
+
+        The shim keeps these in call order with :meth:`write` and counts ``nbytes`` as
+        buffered until they are sent, so back-pressure works as for ``write``; a rejected
+        Promise fails the connection, and the next call raises StreamResetError.
+        """
+        self._check_writable()
+        async with self._write_lock:
+            if self._js.bufferedAmount > self._high_water:
+                await _maybe_await(self._js.drained(self._low_water))
+            self._check_writable()
+            try:
+                self._js.sendLater(handle, nbytes, self._max_send)
+            except Exception as exc:  # JsException: the socket closed under us
+                failure = str(self._js.failure or "") or str(getattr(exc, "message", "") or exc)
+                self._reset = True
+                raise StreamResetError(f"WebSocket {self.remote_addr}: {failure}") from None
 
     async def close_write(self) -> None:
         # no half-close in WebSocket: closing the write side closes the socket

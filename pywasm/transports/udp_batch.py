@@ -8,7 +8,9 @@ one or two packets; profiling the relay showed a third of its CPU in ``sendto``.
 connection that received one transmit once (protocols opt in by checking the transport's
 ``batching`` flag and adding themselves to ``dirty``, see
 ``webtransport_native.WebTransportProtocol.datagram_received``); :func:`send_datagrams`
-hands runs of equal-sized datagrams to the kernel in one GSO ``sendmsg``.
+hands runs of equal-sized datagrams to the kernel in one GSO ``sendmsg``; the server side
+(:func:`serve_batched`) routes 1-RTT datagrams to their connection without aioquic's
+second header parse.
 """
 
 from __future__ import annotations
@@ -189,13 +191,42 @@ def udp_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _short_header_server(base: type) -> type:
+    """aioquic's ``QuicServer`` with a shortcut for 1-RTT packets of known connections.
+
+    ``QuicServer.datagram_received`` parses every datagram's header in Python to find the
+    connection, and the connection then parses it again. After the handshake nearly every
+    datagram has a short header, whose destination connection id is simply the
+    ``connection_id_length`` bytes after the first byte: look that up in the server's own
+    id -> protocol map and hand the datagram over; anything else (long headers, unknown
+    ids, runts) takes aioquic's path. Relies on ``QuicServer._protocols`` (aioquic 1.7.2,
+    checked by tests/native/test_webtransport.py).
+    """
+
+    class ShortHeaderQuicServer(base):  # type: ignore[misc, valid-type]
+        def __init__(self, *, configuration: Any, **kwargs: Any) -> None:
+            super().__init__(configuration=configuration, **kwargs)
+            self._cid_length: int = configuration.connection_id_length
+
+        def datagram_received(self, data: bytes | str, addr: Any) -> None:
+            if data and not data[0] & 0x80:  # type: ignore[operator]
+                proto = self._protocols.get(data[1 : 1 + self._cid_length])
+                if proto is not None:
+                    proto.datagram_received(data, addr)
+                    return
+            super().datagram_received(data, addr)
+
+    return ShortHeaderQuicServer
+
+
 async def serve_batched(host: str, port: int, *, configuration: Any,
                         create_protocol: Callable[..., Any]) -> Any:
-    """aioquic's ``serve`` on a :class:`BatchedUDPTransport` (same QuicServer inside)."""
+    """aioquic's ``serve`` on a :class:`BatchedUDPTransport` (QuicServer inside, with the
+    short-header shortcut of :func:`_short_header_server`)."""
     from aioquic.asyncio.server import QuicServer
 
     loop = asyncio.get_running_loop()
-    server = QuicServer(configuration=configuration, create_protocol=create_protocol)
+    server = _short_header_server(QuicServer)(configuration=configuration, create_protocol=create_protocol)
     sock = udp_socket(host, port)
     server.connection_made(BatchedUDPTransport(loop, sock, server))
     return server

@@ -8,9 +8,10 @@ listener share it, and it runs in Pyodide.
 * A certhash is the multibase (base64url, ``u`` prefix) multihash (sha2-256) of the
   server certificate's DER (:func:`certhash_of`).
 * The session URL is ``https://<host>:<port>/.well-known/libp2p-webtransport?type=noise``.
-* After Noise, the dialer checks that every certhash it was given is in the server's
-  ``webtransport_certhashes`` extension (:func:`check_certhashes`): a browser cannot tell
-  which of the accepted certificates the server used, so all of them must be vouched for.
+* On Noise message 2, before sending message 3, the dialer checks that every certhash it
+  was given is in the server's ``webtransport_certhashes`` extension
+  (:func:`check_certhashes`): a browser cannot tell which of the accepted certificates
+  the server used, so all of them must be vouched for.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ MAX_CERT_VALIDITY = 14 * 24 * 3600.0
 
 if TYPE_CHECKING:
     from ..identity import PeerId, PrivateKey, PublicKey
+    from ..protocols.noise.payload import RemoteIdentity
 
 _HOSTS = {"ip4": FAMILY_IP4, "ip6": FAMILY_IP6, "dns": FAMILY_ANY, "dns4": FAMILY_IP4, "dns6": FAMILY_IP6}
 
@@ -165,15 +167,22 @@ async def secure_dialed_session(
     local_addr: Multiaddr | None = None,
 ) -> WebTransportConnection:
     """The dialer's half of the spec once the session is up, for the browser and the native
-    dialer alike: Noise on the first bidirectional stream (checking the ``/p2p`` id), then
-    every certhash of the address vouched for by the server's extension."""
+    dialer alike: Noise on the first bidirectional stream (checking the ``/p2p`` id), with
+    every certhash of the address vouched for by the server's extension.
+
+    The certhash check runs when Noise message 2 arrives, before message 3 carries our
+    identity: a server that does not vouch for the certificate we accepted (a possible man
+    in the middle) learns nothing about us, and the dial fails with
+    :class:`CerthashMismatchError`."""
     from ..identity import PeerId
     from ..security.noise import NoiseSecurity
 
+    def vouched(remote: "RemoteIdentity") -> None:
+        check_certhashes(wa.certhashes, remote.webtransport_certhashes)
+
     stream = await session.open_stream()
     expected = PeerId.from_string(wa.peer_id) if wa.peer_id else None
-    secure = await NoiseSecurity(private_key).secure_outbound(stream, expected)
-    check_certhashes(wa.certhashes, secure.webtransport_certhashes)
+    secure = await NoiseSecurity(private_key).secure_outbound(stream, expected, check_remote=vouched)
     await stream.close()
     return WebTransportConnection(
         local_peer=secure.local_peer, remote_peer=secure.remote_peer,

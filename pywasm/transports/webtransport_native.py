@@ -34,7 +34,9 @@ aioquic internals relied on (pinned aioquic 1.7.x; covered by tests/native/test_
 ``QuicStreamSender._buffer`` (unacknowledged bytes), ``H3Connection._stream`` /
 ``_get_or_create_stream`` (marking streams we open as WebTransport streams, the receive
 fast path), ``QuicConnection._write_stream_limits`` (stream credit),
-``QuicConnectionProtocol._process_events`` / ``_timer``, ``tls._peer_certificate``.
+``QuicConnectionProtocol._process_events`` / ``_timer``, ``tls._peer_certificate``,
+``QuicServer._protocols`` (udp_batch's short-header shortcut). The exact version is
+pinned by ``test_aioquic_pin_and_short_header_shortcut``.
 """
 
 from __future__ import annotations
@@ -434,11 +436,15 @@ def _install_flow_control(proto: "WebTransportProtocol", window: int = DEFAULT_S
     quic = proto._quic
     default = quic._write_stream_limits
 
+    # aioquic calls this for every stream in every packet it builds: keep the common
+    # "nothing to do" cases cheap (positional calls, no work for our own send-only streams)
     def write_stream_limits(builder: Any, space: Any, stream: Any) -> None:
+        if not stream.max_stream_data_local:
+            return  # a stream we cannot receive on (ours, unidirectional): aioquic skips it too
         session = proto.session
         ws = session.streams.get(stream.stream_id) if session is not None else None
-        if ws is None or not stream.max_stream_data_local:
-            default(builder=builder, space=space, stream=stream)
+        if ws is None:
+            default(builder, space, stream)
             return
         # delivered by aioquic minus still unread by the application = consumed
         target = stream.receiver.starting_offset() - len(ws._buf) + window

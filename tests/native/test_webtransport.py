@@ -352,3 +352,45 @@ async def test_idle_session_is_kept_alive_and_a_vanished_peer_times_out() -> Non
                 break
             await asyncio.sleep(0.05)
         assert server.muxed.is_closed, "a silent peer's session must end at the idle timeout"
+
+
+async def test_aioquic_pin_and_short_header_shortcut() -> None:
+    """The relay leans on aioquic internals (listed in webtransport_native's and udp_batch's
+    docstrings): a new aioquic must fail here until they are re-checked. And the relay's
+    short-header shortcut must really carry the bulk: QuicServer's own header parsing is
+    skipped for every 1-RTT datagram of a known connection."""
+    import aioquic
+    import aioquic.asyncio.server as aioquic_server
+
+    assert aioquic.__version__ == "1.7.2", (
+        f"aioquic {aioquic.__version__}: re-check QuicServer._protocols, QuicStreamSender._buffer, "
+        "H3Connection._stream/_get_or_create_stream, QuicConnection._write_stream_limits, then update this pin"
+    )
+    parsed = 0
+    real_pull = aioquic_server.pull_quic_header
+
+    def counting_pull(*args: Any, **kwargs: Any) -> Any:
+        nonlocal parsed
+        parsed += 1
+        return real_pull(*args, **kwargs)
+
+    async with listener() as (lst, accepted):
+        client = await asyncio.wait_for(_dial(lst.addrs[0]), TIMEOUT)
+        server = await asyncio.wait_for(accepted.get(), TIMEOUT)
+        aioquic_server.pull_quic_header = counting_pull
+        try:
+            a = await client.muxed.open_stream()
+            data = hashlib.shake_256(b"short").digest(1024 * 1024)
+            await a.write(data)
+            await a.close_write()
+            b = await asyncio.wait_for(server.muxed.accept_stream(), TIMEOUT)
+            got = bytearray()
+            while chunk := await asyncio.wait_for(b.read(), TIMEOUT):
+                got += chunk
+            assert bytes(got) == data
+        finally:
+            aioquic_server.pull_quic_header = real_pull
+            await client.muxed.close()
+        # 1 MiB is ~750 datagrams; a handful (e.g. a late handshake packet) may go the long way
+        assert parsed < 20, f"QuicServer parsed {parsed} headers: the short-header shortcut is not used"
+        assert type(lst.server).__name__ == "ShortHeaderQuicServer"

@@ -77,6 +77,13 @@ class _WaitCounter:
                     counter.waits += 1
                 return res
 
+            # Noise frames arrive here (sealed in JS, sent when ready: write_sealed)
+            def sendLater(self, data: Any, nbytes: int, max_msg: int = 0) -> Any:
+                res = js.sendLater(data, nbytes, max_msg)
+                if js.bufferedAmount > high_water:
+                    counter.waits += 1
+                return res
+
             def __getattr__(self, name: str) -> Any:
                 return getattr(js, name)
 

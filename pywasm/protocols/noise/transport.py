@@ -147,6 +147,29 @@ class NoiseTransport:
         except Exception as exc:  # a backend bug must not look like a success
             raise CryptoError(f"AEAD seal failed: {exc}") from exc
 
+    @property
+    def can_defer_seal(self) -> bool:
+        return bool(self._backend.can_defer_seal)
+
+    def seal_deferred(self, plaintexts: Sequence[bytes | memoryview]) -> "tuple[object, int]":
+        """Start sealing frames without waiting: ``(handle, wire length)`` for a transport
+        that sends the handle itself (see CryptoBackend.aead_seal_framed_deferred)."""
+        first = self._send_n
+        self._reserve(first, len(plaintexts))
+        try:
+            out = self._backend.aead_seal_framed_deferred(
+                self._send_key, first, _EMPTY_AD, plaintexts  # type: ignore[arg-type]
+            )
+        except CryptoError:
+            raise
+        except Exception as exc:  # a backend bug must not look like a success
+            raise CryptoError(f"AEAD seal failed: {exc}") from exc
+        if out is None:
+            raise CryptoError("this crypto backend cannot seal without waiting")
+        # counters are taken only once the frames are really on their way
+        self._send_n = first + len(plaintexts)
+        return out
+
     def batches_of_parts(
         self, parts: Sequence[bytes | bytearray | memoryview]
     ) -> Iterator[list[bytes | memoryview]]:
