@@ -62,7 +62,8 @@ MUXERS: dict[str, MuxedPairFactory] = {
 STREAMS: dict[str, tuple[PairFactory, StreamTraits]] = {
     "memory": (memory_pair, StreamTraits(max_unread_bytes=256 * 1024 + 65536)),
     # yamux: the 256 KiB window (it never grows while nobody reads) plus one write
-    "yamux": (streams_of(MUXERS["yamux"]), StreamTraits(max_unread_bytes=256 * 1024 + 65536)),
+    # a stream starts with 1 MiB of credit (yamux initial_stream_window)
+    "yamux": (streams_of(MUXERS["yamux"]), StreamTraits(max_unread_bytes=1024 * 1024 + 65536)),
     # mplex has no flow control: the receiver resets a stream past its buffer limit; the
     # sender may get the buffer plus what sits in the pipe accepted before the reset
     "mplex": (

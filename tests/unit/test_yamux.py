@@ -27,6 +27,10 @@ def frames(data: bytes) -> list[tuple[int, int, int, int, int]]:
     return out
 
 
+# the spec's plain start (no extra credit on SYN/ACK), for tests about the 256 KiB window
+SPEC = YamuxConfig(initial_stream_window=y.INITIAL_WINDOW)
+
+
 def pair(config: YamuxConfig | None = None) -> tuple[YamuxSession, YamuxSession]:
     return YamuxSession(True, config), YamuxSession(False, config)
 
@@ -46,7 +50,8 @@ def test_header_vectors() -> None:
 
 
 def test_open_ack_data_fin_bytewise() -> None:
-    client, server = pair()
+    # the spec's plain 256 KiB start: SYN and ACK carry no credit
+    client, server = pair(SPEC)
     sid = client.open_stream()
     assert sid == 1
     syn = client.data_to_send()
@@ -68,6 +73,42 @@ def test_open_ack_data_fin_bytewise() -> None:
     events = feed_bytewise(client, server.data_to_send())
     assert [type(e) for e in events] == [y.DataReceived, y.DataReceived, y.StreamEnded]
     assert client.stream_count == 0
+
+
+def test_initial_stream_window_rides_on_syn_and_ack() -> None:
+    client, server = pair()  # default: 1 MiB per stream
+    extra = y.DEFAULT_INITIAL_STREAM_WINDOW - y.INITIAL_WINDOW
+    sid = client.open_stream()
+    syn = client.data_to_send()
+    assert frames(syn) == [(0, y.TYPE_WINDOW_UPDATE, y.FLAG_SYN, sid, extra)]
+    feed_bytewise(server, syn)
+    ack = server.data_to_send()
+    assert frames(ack) == [(0, y.TYPE_WINDOW_UPDATE, y.FLAG_ACK, sid, extra)]
+    feed_bytewise(client, ack)
+    # each side may now send the full 1 MiB before any further credit
+    assert server.send_window(sid) == client.send_window(sid) == y.DEFAULT_INITIAL_STREAM_WINDOW
+    blob = bytes(y.DEFAULT_INITIAL_STREAM_WINDOW)
+    assert client.send_data(sid, blob) == len(blob)
+    assert client.send_data(sid, b"x") == 0
+    _, events = pump(client, server)
+    assert sum(len(e.data) for e in events if isinstance(e, y.DataReceived)) == len(blob)
+    assert not server.failed
+
+
+def test_initial_stream_window_comes_out_of_the_growth_budget() -> None:
+    # budget for two streams' extra credit only: the third starts at the spec's 256 KiB
+    extra = 512 * 1024
+    cfg = YamuxConfig(initial_stream_window=y.INITIAL_WINDOW + extra, max_window_growth=2 * extra)
+    client, server = pair(cfg)
+    deltas = []
+    for _ in range(3):
+        client.open_stream()
+        deltas.append(frames(client.data_to_send())[0][4])
+    assert deltas == [extra, extra, 0]
+    with pytest.raises(PywasmError):
+        YamuxConfig(initial_stream_window=y.INITIAL_WINDOW - 1)
+    with pytest.raises(PywasmError):
+        YamuxConfig(initial_stream_window=2 * 1024 * 1024, max_stream_window=1024 * 1024)
 
 
 def test_stream_ids_and_parity() -> None:
@@ -109,7 +150,7 @@ def test_bad_frames(frame: bytes) -> None:
 
 
 def test_send_window_limits_and_window_update() -> None:
-    client, server = pair(YamuxConfig(max_stream_window=y.INITIAL_WINDOW))
+    client, server = pair(YamuxConfig(max_stream_window=y.INITIAL_WINDOW, initial_stream_window=y.INITIAL_WINDOW))
     sid = client.open_stream()
     pump(client, server)
     big = bytes(1024 * 1024)
@@ -153,7 +194,7 @@ def test_window_grows_when_reader_keeps_up() -> None:
 
 
 def test_window_does_not_grow_for_slow_reader() -> None:
-    client, server = pair()
+    client, server = pair(SPEC)
     sid = client.open_stream()
     pump(client, server)
     client.send_data(sid, bytes(y.INITIAL_WINDOW))
@@ -164,7 +205,7 @@ def test_window_does_not_grow_for_slow_reader() -> None:
 
 
 def test_exceeding_window_is_protocol_error() -> None:
-    server = YamuxSession(False)
+    server = YamuxSession(False, SPEC)
     server.receive_data(y.encode_frame(y.TYPE_WINDOW_UPDATE, y.FLAG_SYN, 1, 0))
     server.data_to_send()
     with pytest.raises(MuxerError):
