@@ -20,6 +20,7 @@
 #                   Never `playwright install` (it downloads browser builds: fails offline)
 #   browsers        scripts/setup_browsers.sh: Debian firefox-esr, webkit2gtk-driver, xvfb,
 #                   selenium (pinned) for WebKitWebDriver; e2e runs in all three browsers
+#   netns           scripts/setup_netns.sh: Debian nftables + iproute2 for the NAT hole-punching tests
 #   (later)         Pyodide wheels: see the hooks near the end
 #
 # Network: only PyPI, npm and Debian apt are reachable here; nothing else is fetched.
@@ -219,6 +220,7 @@ main() {
   playwright
   # Firefox ESR, WebKitGTK's driver, Xvfb and selenium for the cross-browser e2e suite
   bash "$ROOT/scripts/setup_browsers.sh"
+  bash "$ROOT/scripts/setup_netns.sh"
   say "done in $(( $(date +%s) - T0 ))s"
 }
 

@@ -470,15 +470,22 @@ class Host:
             return await self._dedup(key, lambda: self._dial_addr(ma, peer, timeout))
         raise DialError(f"cannot dial a {type(target).__name__}: pass a Multiaddr, str, PeerId or Connection")
 
-    async def dial_address(self, addr: Multiaddr | str, *, timeout: float | None = None) -> Connection:
+    async def dial_address(
+        self, addr: Multiaddr | str, *, timeout: float | None = None, simultaneous_open: float | None = None
+    ) -> Connection:
         """Dial exactly ``addr`` now: no reuse of a live connection and no joining a dial
         in progress to the same peer. For transports that build a connection on top of
         another one (WebRTC signals over a relayed connection while the host's dial to
-        that peer is still running); applications want :meth:`dial`."""
+        that peer is still running) and for hole punching; applications want :meth:`dial`.
+
+        ``simultaneous_open``: a hole-punching dial that may meet the peer's own dial as
+        one connection; the upgrade first listens this many seconds for the peer to act
+        as the dialer and takes the listener's roles if it does (see
+        :mod:`pywasm.host.upgrader`). The connection stays ``outbound`` either way."""
         ma = addr if isinstance(addr, Multiaddr) else Multiaddr(addr)
         text = ma.peer_id()
         peer = PeerId.from_string(text) if text is not None and ma.protocols()[-1:] == ["p2p"] else None
-        return await self._dial_addr(ma, peer, timeout)
+        return await self._dial_addr(ma, peer, timeout, simultaneous_open)
 
     def _best_connection(self, peer: PeerId) -> Connection | None:
         conns = self.connections_to(peer)
@@ -527,7 +534,9 @@ class Host:
                 errors.append(_one_line(exc))
         raise DialError(f"cannot dial peer {peer}: " + "; ".join(errors))
 
-    async def _dial_addr(self, ma: Multiaddr, peer: PeerId | None, timeout: float | None) -> Connection:
+    async def _dial_addr(
+        self, ma: Multiaddr, peer: PeerId | None, timeout: float | None, simultaneous_open: float | None = None
+    ) -> Connection:
         if self._stopping:
             raise DialError("host is stopped")
         if peer is not None and peer == self.peer_id:
@@ -549,7 +558,7 @@ class Host:
         self._pending_upgrades += 1
         try:
             try:
-                conn = await asyncio.wait_for(self._connect(transport, dial_target, peer), limit)
+                conn = await asyncio.wait_for(self._connect(transport, dial_target, peer, simultaneous_open), limit)
             except PeerIdMismatchError as exc:
                 raise DialError(f"cannot dial {ma}: wrong peer: {_one_line(exc)}") from None
             except PywasmError as exc:
@@ -570,9 +579,13 @@ class Host:
         self._add_connection(conn)
         return conn
 
-    async def _connect(self, transport: "Transport", addr: Multiaddr, peer: PeerId | None) -> Connection:
+    async def _connect(
+        self, transport: "Transport", addr: Multiaddr, peer: PeerId | None, simultaneous_open: float | None = None
+    ) -> Connection:
         raw = await transport.dial(addr)
-        return await self.upgrader.upgrade_outbound(raw, peer)
+        if simultaneous_open is None:
+            return await self.upgrader.upgrade_outbound(raw, peer)
+        return await self.upgrader.upgrade_outbound(raw, peer, simultaneous_open=simultaneous_open)
 
     # ------------------------------------------------------------------ streams
     async def new_stream(

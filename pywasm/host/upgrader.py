@@ -5,6 +5,19 @@ the muxer, yamux before mplex) and bounded by its own timeout from :class:`HostC
 When Noise already agreed a muxer in its handshake extensions, the second
 multistream-select round trip is skipped. Any failure resets the raw connection and
 surfaces as a :class:`~pywasm.errors.PywasmError`.
+
+Simultaneous open (hole punching): when two peers' dials meet as ONE TCP connection, both
+are dialers, yet multistream-select, Noise and the muxer each need one initiator. An
+outbound upgrade given ``simultaneous_open=window`` first listens: if within ``window``
+seconds the peer speaks as a multistream dialer (header and a proposal), we take the
+listener's roles (multistream listener, security responder, muxer responder) on our
+outbound connection; if it stays silent, or only sends a listener's header, we proceed as
+the dialer. go-libp2p's DCUtR fixes the roles (its initiator "B" is the client and "A"
+the server, B falling back to server for older peers); @libp2p/dcutr asks for the opposite
+(B as server), although in js-libp2p 3.3 that option is dropped on the way to the upgrader,
+so js dials as a plain client in both roles. Listening first meets all of these; between
+two pywasm peers the side with the shorter window becomes the dialer (DCUtR gives B the
+shorter one, so B is the client, as in go).
 """
 
 from __future__ import annotations
@@ -14,7 +27,8 @@ from typing import TYPE_CHECKING, Any, Awaitable, Sequence, TypeVar
 
 from ..errors import HandshakeError, HandshakeTimeoutError, NegotiationError, PeerIdMismatchError, PywasmError
 from ..interfaces import is_upgraded
-from ..protocols.multistream import negotiate_inbound, negotiate_outbound
+from ..protocols.multistream import PROTOCOL_ID, decode_frame, negotiate_inbound, negotiate_outbound
+from ..streams import BufferedReader
 from .config import HostConfig
 from .connection import Connection, Direction, with_leftover
 
@@ -58,11 +72,16 @@ class Upgrader:
     def muxer_ids(self) -> list[str]:
         return list(self.muxers)
 
-    async def upgrade_outbound(self, raw: "RawConnection", remote_peer: "PeerId | None") -> Connection:
+    async def upgrade_outbound(
+        self, raw: "RawConnection", remote_peer: "PeerId | None", *, simultaneous_open: float | None = None
+    ) -> Connection:
         """Dialer side; checks the authenticated peer is ``remote_peer`` when given
-        (:class:`~pywasm.errors.PeerIdMismatchError` otherwise)."""
+        (:class:`~pywasm.errors.PeerIdMismatchError` otherwise). ``simultaneous_open``:
+        see the module doc (ignored by self-securing transports)."""
         if is_upgraded(raw):
             return await self._adopt(raw, remote_peer, Direction.OUTBOUND)
+        if simultaneous_open is not None:
+            return await self._guard(raw, self._simultaneous(raw, remote_peer, simultaneous_open))
         return await self._guard(raw, self._outbound(raw, remote_peer))
 
     async def upgrade_inbound(self, raw: "RawConnection") -> Connection:
@@ -107,10 +126,22 @@ class Upgrader:
                 raise HandshakeError(f"connection upgrade failed: {type(exc).__name__}: {exc}") from exc
             raise
 
-    async def _outbound(self, raw: "RawConnection", remote_peer: "PeerId | None") -> Connection:
+    async def _simultaneous(self, raw: "RawConnection", remote_peer: "PeerId | None", window: float) -> Connection:
+        peer_dials, early = await _probe_role(raw, window)
+        if not peer_dials:
+            return await self._outbound(raw, remote_peer, BufferedReader(raw, early))
+        conn = await self._inbound(raw, BufferedReader(raw, early), Direction.OUTBOUND)
+        if remote_peer is not None and conn.remote_peer != remote_peer:
+            await conn.muxed.close()
+            raise PeerIdMismatchError(f"dialed {remote_peer} but the peer authenticated as {conn.remote_peer}")
+        return conn
+
+    async def _outbound(
+        self, raw: "RawConnection", remote_peer: "PeerId | None", reader: BufferedReader | None = None
+    ) -> Connection:
         cfg = self.config
         sec_id, reader = await negotiate_outbound(
-            raw, self.security_ids, timeout=cfg.security_negotiation_timeout
+            raw, self.security_ids, reader, timeout=cfg.security_negotiation_timeout
         )
         security = self.security[sec_id]
         secure = await _bounded(
@@ -121,10 +152,14 @@ class Upgrader:
         mux_id, stream = await self._agree_muxer(secure, initiator=True)
         return self._connection(raw, secure, sec_id, mux_id, stream, Direction.OUTBOUND)
 
-    async def _inbound(self, raw: "RawConnection") -> Connection:
+    async def _inbound(
+        self, raw: "RawConnection", reader: BufferedReader | None = None, direction: Direction = Direction.INBOUND
+    ) -> Connection:
+        """The listener's roles; ``direction`` is OUTBOUND for our own dial that the peer
+        is driving as the dialer (simultaneous open)."""
         cfg = self.config
         sec_id, reader = await negotiate_inbound(
-            raw, self.security_ids, timeout=cfg.security_negotiation_timeout
+            raw, self.security_ids, reader, timeout=cfg.security_negotiation_timeout
         )
         security = self.security[sec_id]
         secure = await _bounded(
@@ -133,7 +168,7 @@ class Upgrader:
             f"{sec_id} handshake",
         )
         mux_id, stream = await self._agree_muxer(secure, initiator=False)
-        return self._connection(raw, secure, sec_id, mux_id, stream, Direction.INBOUND)
+        return self._connection(raw, secure, sec_id, mux_id, stream, direction, initiator=False)
 
     async def _agree_muxer(self, secure: Any, initiator: bool) -> tuple[str, Any]:
         early = getattr(secure, "early_muxer", None)
@@ -157,8 +192,13 @@ class Upgrader:
         mux_id: str,
         stream: Any,
         direction: Direction,
+        initiator: bool | None = None,
     ) -> Connection:
-        muxed = self.muxers[mux_id].create(stream, direction is Direction.OUTBOUND)
+        # the muxer's role follows the security handshake's, which is the direction's
+        # except after a simultaneous open
+        if initiator is None:
+            initiator = direction is Direction.OUTBOUND
+        muxed = self.muxers[mux_id].create(stream, initiator)
         return Connection(
             secure,
             muxed,
@@ -171,6 +211,45 @@ class Upgrader:
             # relayed raw connections (circuit relay) say so with a ``limited`` attribute
             limited=bool(getattr(raw, "limited", False)),
         )
+
+
+# bytes we accept from the peer before deciding roles (a header and a proposal are ~30)
+_PROBE_LIMIT = 4096
+
+
+async def _probe_role(raw: "RawConnection", window: float) -> tuple[bool, bytes]:
+    """Listen up to ``window`` seconds: ``(True, bytes)`` as soon as the peer has sent a
+    multistream header and a proposal (it acts as the dialer), else ``(False, bytes)``
+    (silence, or a listener's eagerly sent header). The bytes read are handed back."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + window
+    buf = bytearray()
+    while True:
+        read = loop.create_task(raw.read(65536))
+        try:
+            done, _ = await asyncio.wait({read}, timeout=max(deadline - loop.time(), 0))
+        except BaseException:
+            read.cancel()
+            raise
+        if not done:
+            read.cancel()
+            await asyncio.wait({read})
+            if not read.cancelled() and read.exception() is None:
+                # a chunk that arrived as the window closed belongs to the negotiation
+                buf += read.result()
+            return False, bytes(buf)
+        chunk = read.result()
+        if not chunk:
+            raise NegotiationError("connection closed before the simultaneous-open roles were agreed")
+        buf += chunk
+        first = decode_frame(buf)
+        if first is not None:
+            if first[0] != PROTOCOL_ID:
+                raise NegotiationError(f"remote does not speak {PROTOCOL_ID} (sent {first[0][:80]!r})")
+            if decode_frame(buf, first[1]) is not None:
+                return True, bytes(buf)
+        if len(buf) > _PROBE_LIMIT:
+            raise NegotiationError("peer sent too much before the simultaneous-open roles were agreed")
 
 
 __all__ = ["Upgrader"]

@@ -3,9 +3,27 @@
 Roles: the peer that *received* the relayed (limited) connection initiates (spec: "B").
 It opens ``/libp2p/dcutr`` over the relayed connection, sends ``CONNECT`` with its
 addresses, measures the round trip until the peer's ``CONNECT`` arrives, sends ``SYNC``
-and dials the peer's addresses after RTT/2. The other peer dials as soon as ``SYNC``
-arrives, so both dials leave at about the same time: that is what opens NAT mappings on
-both sides (TCP simultaneous open, QUIC). A failed round is retried on a fresh stream.
+and dials the peer's addresses after RTT/2. The other peer ("A") dials as soon as
+``SYNC`` arrives, so both dials leave at about the same time: that is what opens NAT
+mappings on both sides (TCP simultaneous open, QUIC).
+
+A failed round is retried on the same stream, as the spec asks (step 6): B sends a new
+``CONNECT`` and A, which keeps reading rounds until B closes the stream, answers it.
+go-libp2p and js-libp2p answer a single round per stream and then close it; when a reused
+stream turns out closed, B opens a fresh one for that round.
+
+TCP hole punching: both dials may become ONE TCP connection on which both peers are
+dialers. Every hole-punching dial is a ``simultaneous_open`` dial (see
+:mod:`pywasm.host.upgrader`): it first listens for the peer acting as the dialer. B listens
+briefly and then acts as the dialer (the client, as in go-libp2p); A listens longer, so
+against a pywasm B it is the listener, and against a B that waits for the dialer to speak
+(go's fallback, @libp2p/dcutr's intent) it becomes the dialer. A peer that dials as a
+plain client (js-libp2p 3.3 in both roles, go's B in its first try) makes us the
+listener at once. Behind a NAT the dials must leave from the listening port
+(``TCPTransport(port_reuse=True)``) so the hole matches the address the peer dials.
+
+QUIC hole punching is not done here: it needs QUIC dials to leave from the listening UDP
+socket, which pywasm's QUIC transport does not do yet (it dials from a fresh socket).
 
 A direct connection counts only if it is not limited and authenticates as the same peer;
 the host then prefers it for new streams (``Host.dial`` picks non-limited connections).
@@ -19,7 +37,15 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
-from ..errors import DialError, HandshakeTimeoutError, ProtocolError, PywasmError
+from ..errors import (
+    ConnectionClosedError,
+    DialError,
+    HandshakeTimeoutError,
+    ProtocolError,
+    PywasmError,
+    StreamClosedError,
+    StreamResetError,
+)
 from ..multiformats.multiaddr import Multiaddr
 from ..protocols.dcutr_pb import DCUTR, MAX_MESSAGE_SIZE, HolePunch, HolePunchType, direct_addrs, parse
 from ..streams import encode_lp
@@ -89,7 +115,7 @@ class DCUtRService(Service):
             addrs += list(getattr(ident, "observed_addrs", []))
         out: list[Multiaddr] = []
         for ma in addrs:
-            if "p2p-circuit" in ma.protocols() or ma in out:
+            if "p2p-circuit" in ma.protocols() or ma in out or _unspecified(ma):
                 continue
             out.append(ma)
         return out[:MAX_OWN_ADDRS]
@@ -125,109 +151,167 @@ class DCUtRService(Service):
         connection. :class:`DCUtRError` when every attempt failed."""
         peer = conn.remote_peer
         errors: list[str] = []
-        for attempt in range(1, self.max_attempts + 1):
-            if conn.is_closed:
-                errors.append("relayed connection closed")
-                break
-            self.stats["attempts"] += 1
-            try:
-                their = await asyncio.wait_for(self._exchange_as_initiator(conn), self.timeout)
-            except asyncio.TimeoutError:
-                errors.append(f"attempt {attempt}: no answer within {self.timeout:g} s")
-                continue
-            except DCUtRError:
-                self._record(peer, "failed")
-                raise
-            except PywasmError as exc:
-                errors.append(f"attempt {attempt}: {exc}")
-                continue
-            addrs, rtt = their
-            await asyncio.sleep(rtt / 2)
-            direct = await self._dial_any(peer, addrs)
-            if direct is not None:
-                self._record(peer, "upgraded")
-                return direct
-            errors.append(f"attempt {attempt}: no direct dial to {', '.join(map(str, addrs))} succeeded")
+        stream: "HostStream | None" = None
+        try:
+            for attempt in range(1, self.max_attempts + 1):
+                if conn.is_closed:
+                    errors.append("relayed connection closed")
+                    break
+                self.stats["attempts"] += 1
+                try:
+                    stream, addrs, rtt = await asyncio.wait_for(self._round_as_initiator(conn, stream), self.timeout)
+                except asyncio.TimeoutError:
+                    errors.append(f"attempt {attempt}: no answer within {self.timeout:g} s")
+                    log.debug("dcutr with %s: %s", peer, errors[-1])
+                    stream = await _drop(stream)
+                    continue
+                except DCUtRError:
+                    self._record(peer, "failed")
+                    raise
+                except PywasmError as exc:
+                    errors.append(f"attempt {attempt}: {exc}")
+                    log.debug("dcutr with %s: %s", peer, errors[-1])
+                    stream = await _drop(stream)
+                    continue
+                await asyncio.sleep(rtt / 2)
+                direct = await self._dial_any(peer, addrs, initiator_window(rtt))
+                if direct is not None:
+                    self._record(peer, "upgraded")
+                    return direct
+                errors.append(f"attempt {attempt}: no direct dial to {', '.join(map(str, addrs))} succeeded")
+                log.debug("dcutr with %s: %s", peer, errors[-1])
+        finally:
+            if stream is not None:
+                await _close_quietly(stream)
         self._record(peer, "failed")
         raise DCUtRError(f"dcutr with {peer} failed: " + "; ".join(errors))
 
-    async def _exchange_as_initiator(self, conn: "Connection") -> tuple[list[Multiaddr], float]:
+    async def _round_as_initiator(
+        self, conn: "Connection", stream: "HostStream | None"
+    ) -> tuple["HostStream", list[Multiaddr], float]:
+        """One CONNECT/SYNC round: on ``stream`` when the peer still reads it, else on a
+        new one. Returns the stream (for the next round), the peer's addresses, the RTT."""
+        if stream is not None:
+            try:
+                addrs, rtt = await self._exchange_as_initiator(stream, conn)
+                return stream, addrs, rtt
+            except _PeerDone:
+                # it answered one round per stream (go-libp2p, js-libp2p): open another
+                stream = await _drop(stream)
         stream = await conn.new_stream([DCUTR], self.timeout, allow_limited=True)
         try:
-            start = time.monotonic()
-            await stream.write(self._connect_msg())
-            data = await stream.read_lp(MAX_MESSAGE_SIZE)
-            rtt = time.monotonic() - start
-            if data is None:
-                raise ProtocolError("dcutr: stream ended before the peer's CONNECT")
-            addrs = direct_addrs(parse(data, HolePunchType.CONNECT).obs_addrs)
-            if not addrs:
-                # tell the peer nothing more: a SYNC would make it dial for nothing
-                raise DCUtRError(f"dcutr: {conn.remote_peer} sent no direct address to dial")
-            await stream.write(encode_lp(HolePunch(HolePunchType.SYNC).encode()))
+            addrs, rtt = await self._exchange_as_initiator(stream, conn)
+        except _PeerDone as exc:
+            await stream.reset()
+            raise ProtocolError(f"dcutr: {exc}") from None
         except BaseException:
             await stream.reset()
             raise
-        await stream.close()
+        return stream, addrs, rtt
+
+    async def _exchange_as_initiator(self, stream: "HostStream", conn: "Connection") -> tuple[list[Multiaddr], float]:
+        start = time.monotonic()
+        try:
+            await stream.write(self._connect_msg())
+            data = await stream.read_lp(MAX_MESSAGE_SIZE)
+        except (StreamClosedError, StreamResetError, ConnectionClosedError) as exc:
+            raise _PeerDone(f"stream closed before the peer's CONNECT ({exc})") from None
+        rtt = time.monotonic() - start
+        if data is None:
+            raise _PeerDone("stream ended before the peer's CONNECT")
+        addrs = direct_addrs(parse(data, HolePunchType.CONNECT).obs_addrs)
+        if not addrs:
+            # tell the peer nothing more: a SYNC would make it dial for nothing
+            await stream.reset()
+            raise DCUtRError(f"dcutr: {conn.remote_peer} sent no direct address to dial")
+        await stream.write(encode_lp(HolePunch(HolePunchType.SYNC).encode()))
         self.last_rtt = rtt
         return addrs, rtt
 
     # ------------------------------------------------------------ responder (A)
     async def handle(self, stream: "HostStream", conn: "Connection") -> None:
+        """Answer CONNECT/SYNC rounds on ``stream`` until the initiator closes it; dial the
+        initiator's addresses on each SYNC, without waiting for that dial to read the next
+        round."""
+        peer = conn.remote_peer
+        dials: list[asyncio.Task["Connection | None"]] = []
         try:
-            addrs = await asyncio.wait_for(self._exchange_as_responder(stream), self.timeout)
-        except asyncio.TimeoutError:
-            raise HandshakeTimeoutError(f"dcutr with {conn.remote_peer} timed out") from None
-        self.stats["responded"] += 1
-        if not addrs:
-            log.debug("dcutr: %s sent no direct address; nothing to dial", conn.remote_peer)
-            return
-        direct = await self._dial_any(conn.remote_peer, addrs)
-        self._record(conn.remote_peer, "upgraded" if direct is not None else "failed")
+            for round_no in range(self.max_attempts):
+                # a later round comes after the initiator's own dial failed
+                wait = self.timeout if round_no == 0 else self.timeout + self.dial_timeout
+                try:
+                    got = await asyncio.wait_for(self._round_as_responder(stream), wait)
+                except asyncio.TimeoutError:
+                    if round_no == 0:
+                        raise HandshakeTimeoutError(f"dcutr with {peer} timed out") from None
+                    break
+                if got is None:
+                    break  # the initiator closed the stream: done, upgraded or not
+                addrs, rtt = got
+                self.stats["responded"] += 1
+                log.debug("dcutr: round %d from %s, dialing %s", round_no + 1, peer, ", ".join(map(str, addrs)))
+                if not addrs:
+                    log.debug("dcutr: %s sent no direct address; nothing to dial", peer)
+                    continue
+                dials.append(asyncio.get_running_loop().create_task(
+                    self._dial_any(peer, addrs, responder_window(rtt)), name=f"dcutr dial {peer}"
+                ))
+            await _close_quietly(stream)
+            results = await asyncio.gather(*dials)
+        except BaseException:
+            for task in dials:
+                task.cancel()
+            raise
+        if dials:
+            self._record(peer, "upgraded" if any(r is not None for r in results) else "failed")
 
-    async def _exchange_as_responder(self, stream: "HostStream") -> list[Multiaddr]:
+    async def _round_as_responder(self, stream: "HostStream") -> tuple[list[Multiaddr], float] | None:
+        """One round: their CONNECT, ours, their SYNC. None when the stream ended first."""
         data = await stream.read_lp(MAX_MESSAGE_SIZE)
         if data is None:
-            raise ProtocolError("dcutr: stream ended before CONNECT")
+            return None
         addrs = direct_addrs(parse(data, HolePunchType.CONNECT).obs_addrs)
+        start = time.monotonic()
         await stream.write(self._connect_msg())
         data = await stream.read_lp(MAX_MESSAGE_SIZE)
         if data is None:
             # the initiator gave up (e.g. we sent no address): not an error of ours
-            await stream.close()
-            return []
+            return None
         parse(data, HolePunchType.SYNC)
-        await stream.close()
-        return addrs
+        return addrs, time.monotonic() - start
 
     # ------------------------------------------------------------ dialing
-    async def _dial_any(self, peer: "PeerId", addrs: list[Multiaddr]) -> "Connection | None":
-        """Dial ``addrs`` at once (hole punching is about timing); keep the first direct
-        connection that authenticates as ``peer``, close the others."""
+    async def _dial_any(self, peer: "PeerId", addrs: list[Multiaddr], window: float) -> "Connection | None":
+        """Dial ``addrs`` at once (hole punching is about timing); the first direct
+        connection that authenticates as ``peer`` wins and the other dials are cancelled."""
         host = self.host
 
         async def one(addr: Multiaddr) -> "Connection | None":
             try:
-                # without /p2p/ the host opens a fresh connection even though the relayed
-                # one exists (with /p2p/ it would hand back the relayed one)
-                c = await host.dial(addr, timeout=self.dial_timeout)
+                # dial_address: a fresh connection even though the relayed one exists
+                c = await host.dial_address(
+                    addr.encapsulate(f"/p2p/{peer}"), timeout=self.dial_timeout, simultaneous_open=window
+                )
             except DialError as exc:
                 log.debug("dcutr: direct dial of %s at %s failed: %s", peer, addr, exc)
                 return None
-            if c.limited or c.remote_peer != peer:
-                if c.remote_peer != peer:
-                    log.info("dcutr: %s answered as %s, not %s", addr, c.remote_peer, peer)
-                # a fresh connection that is of no use here (another relayed one, a stranger)
-                await c.close()
+            if c.limited:
+                await c.close()  # another relayed connection: of no use here
                 return None
             return c
 
-        results = await asyncio.gather(*(one(a) for a in addrs))
-        direct = [c for c in results if c is not None]
-        for extra in direct[1:]:
-            if extra is not direct[0]:
-                await extra.close()
-        return direct[0] if direct else None
+        tasks = [asyncio.get_running_loop().create_task(one(a)) for a in addrs]
+        winner: "Connection | None" = None
+        try:
+            for next_done in asyncio.as_completed(tasks):
+                winner = await next_done
+                if winner is not None:
+                    break
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        return winner
 
     def _record(self, peer: "PeerId", outcome: str) -> None:
         self.stats[outcome] += 1
@@ -236,4 +320,41 @@ class DCUtRService(Service):
             del self.results[next(iter(self.results))]
 
 
-__all__ = ["DCUTR", "DCUtRService", "DCUtRError"]
+def _unspecified(ma: Multiaddr) -> bool:
+    """0.0.0.0 / :: (a wildcard listener): nobody can dial that."""
+    protos = ma.protocols()
+    return bool(protos) and protos[0] in ("ip4", "ip6") and ma.value_for(protos[0]) in ("0.0.0.0", "::")
+
+
+class _PeerDone(PywasmError):
+    """The peer closed or reset the DCUtR stream before answering a round."""
+
+
+def initiator_window(rtt: float) -> float:
+    """How long B listens on a hole-punched connection before acting as the dialer."""
+    return min(0.25 + 2 * rtt, 2.0)
+
+
+def responder_window(rtt: float) -> float:
+    """A listens longer than B ever does (plus a round trip of skew), so between two
+    pywasm peers B is the dialer; a js-libp2p B never speaks first, then A dials."""
+    return min(1.0 + 4 * rtt, 5.0)
+
+
+async def _drop(stream: "HostStream | None") -> None:
+    if stream is not None:
+        try:
+            await stream.reset()
+        except Exception:  # noqa: BLE001 - already failing
+            pass
+    return None
+
+
+async def _close_quietly(stream: "HostStream") -> None:
+    try:
+        await asyncio.wait_for(stream.close(), 5.0)
+    except Exception:  # noqa: BLE001 - the round's outcome is what matters
+        await _drop(stream)
+
+
+__all__ = ["DCUTR", "DCUtRService", "DCUtRError", "initiator_window", "responder_window"]

@@ -21,12 +21,22 @@ sends its FIN, or stops reading so our buffer never drains) gets the socket abor
 
 Every wait is bounded by connection loss: ``connection_lost`` wakes blocked readers and
 writers, and ``close``/``reset`` wake them too (they then raise instead of waiting on).
+
+Port reuse (``TCPTransport(port_reuse=True)``, off by default): listeners set SO_REUSEPORT
+and dials leave from a listener's port (SO_REUSEADDR + SO_REUSEPORT, bound to it), as
+go-libp2p's TCP transport does. Behind a port-preserving NAT the address peers observe for
+our dials is then the one our listener is reachable at once a hole is punched: identify's
+observed address becomes a usable DCUtR address, and a hole-punching dial from that port
+meets the peer's dial as one TCP connection (simultaneous open). A dial whose 4-tuple is
+taken (we already hold a connection from that port to that address) falls back to an
+ephemeral port.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import socket
 import struct
@@ -442,6 +452,12 @@ class TcpListener(ServerListener):
     def __init__(self, server: asyncio.AbstractServer, suffix: str = "") -> None:
         super().__init__(server, suffix)
         self.handler_tasks: set[asyncio.Task[None]] = set()
+        # the first socket's (ip, port[, ...]): where port-reusing dials leave from
+        self.bound: tuple[Any, ...] = tuple(server.sockets[0].getsockname()) if server.sockets else ("", 0)
+
+    @property
+    def is_serving(self) -> bool:
+        return bool(self._server.is_serving())
 
 
 class TCPTransport:
@@ -455,6 +471,7 @@ class TCPTransport:
         close_linger: float = DEFAULT_CLOSE_LINGER,
         backlog: int = DEFAULT_BACKLOG,
         max_pending_handlers: int = DEFAULT_MAX_PENDING_HANDLERS,
+        port_reuse: bool = False,
     ) -> None:
         self.dial_timeout = dial_timeout
         self._conn_opts: dict[str, Any] = {
@@ -464,6 +481,9 @@ class TCPTransport:
         }
         self._backlog = backlog
         self._max_pending = max_pending_handlers
+        self.port_reuse = port_reuse
+        # with port_reuse: our live listeners, whose ports dials leave from
+        self._reuse_listeners: list[TcpListener] = []
 
     def can_dial(self, addr: "Multiaddr") -> bool:
         return parse_tcp(addr) is not None
@@ -478,20 +498,87 @@ class TCPTransport:
             raise DialError(
                 f"TCP transport cannot dial {addr}: expected /ip4|ip6|dns|dns4|dns6/<host>/tcp/<port>"
             )
+        local = self._reuse_source(hp) if self.port_reuse else None
+        if local is not None:
+            try:
+                return await open_tcp(hp, self.dial_timeout, local=local, **self._conn_opts)
+            except _SourceTaken:
+                log.debug("port reuse: %s:%d to %s is taken; dialing from an ephemeral port", *local, hp.host)
         return await open_tcp(hp, self.dial_timeout, **self._conn_opts)
+
+    def _reuse_source(self, hp: HostPort) -> tuple[str, int] | None:
+        """The (ip, port) of a live listener of ``hp``'s family to dial from, if any."""
+        if hp.is_dns:
+            return None
+        self._reuse_listeners = [l for l in self._reuse_listeners if l.is_serving]
+        target_loopback = _is_loopback(hp.host)
+        for listener in self._reuse_listeners:
+            ip, port = listener.bound[:2]
+            if hp.family == FAMILY_IP4 and ":" in ip or hp.family == FAMILY_IP6 and ":" not in ip:
+                continue
+            # a listener bound to one address can only source dials that address can reach
+            if ip in ("0.0.0.0", "::") or _is_loopback(ip) == target_loopback:
+                return ip, port
+        return None
 
     async def listen(self, addr: "Multiaddr", handler: "ConnectionHandler") -> TcpListener:
         hp = parse_tcp(addr)
         if hp is None or hp.is_dns:
             raise TransportError(f"TCP transport cannot listen on {addr}: expected /ip4|ip6/<ip>/tcp/<port>")
-        return await serve_tcp(hp, handler, self._backlog, self._max_pending, **self._conn_opts)
+        listener = await serve_tcp(
+            hp, handler, self._backlog, self._max_pending, reuse_port=self.port_reuse, **self._conn_opts
+        )
+        if self.port_reuse:
+            self._reuse_listeners.append(listener)
+        return listener
 
     def __repr__(self) -> str:
         return "TCPTransport()"
 
 
-async def open_tcp(hp: HostPort, timeout: float, suffix: str = "", **conn_opts: Any) -> TcpConnection:
-    """Connect to ``hp`` within ``timeout`` seconds; :class:`DialError` with one-line reasons."""
+class _SourceTaken(Exception):
+    """The local (ip, port) to dial from cannot be used for this dial."""
+
+
+def _is_loopback(ip: str) -> bool:
+    return ip.startswith("127.") or ip == "::1"
+
+
+async def _open_from(hp: HostPort, timeout: float, local: tuple[str, int], suffix: str, **conn_opts: Any) -> TcpConnection:
+    """Connect from the bound ``local`` (ip, port), shared with a listener via SO_REUSEPORT."""
+    loop = asyncio.get_running_loop()
+    sock = socket.socket(SOCKET_FAMILIES[hp.family], socket.SOCK_STREAM)
+    try:
+        sock.setblocking(False)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        try:
+            sock.bind(local)
+        except OSError as exc:
+            raise _SourceTaken(str(exc)) from None
+        async with dial_deadline(hp, timeout):
+            try:
+                await loop.sock_connect(sock, (hp.host, hp.port))
+            except OSError as exc:
+                # the 4-tuple is in use (another connection from this port to there)
+                if exc.errno in (errno.EADDRINUSE, errno.EADDRNOTAVAIL):
+                    raise _SourceTaken(str(exc)) from None
+                raise
+            _, conn = await loop.create_connection(lambda: TcpConnection(suffix=suffix, **conn_opts), sock=sock)
+    except BaseException:
+        sock.close()
+        raise
+    return conn
+
+
+async def open_tcp(
+    hp: HostPort, timeout: float, suffix: str = "", *, local: tuple[str, int] | None = None, **conn_opts: Any
+) -> TcpConnection:
+    """Connect to ``hp`` within ``timeout`` seconds; :class:`DialError` with one-line reasons.
+    ``local``: dial from this bound (ip, port) with SO_REUSEPORT (literal IPs only);
+    :class:`_SourceTaken` when it cannot be used."""
+    if local is not None and not hp.is_dns:
+        return await _open_from(hp, timeout, local, suffix, **conn_opts)
     loop = asyncio.get_running_loop()
     kwargs: dict[str, Any] = {"family": SOCKET_FAMILIES.get(hp.family, socket.AF_UNSPEC)}
     if hp.is_dns:
@@ -510,6 +597,7 @@ async def serve_tcp(
     backlog: int = DEFAULT_BACKLOG,
     max_pending: int = DEFAULT_MAX_PENDING_HANDLERS,
     suffix: str = "",
+    reuse_port: bool = False,
     **conn_opts: Any,
 ) -> TcpListener:
     loop = asyncio.get_running_loop()
@@ -532,6 +620,7 @@ async def serve_tcp(
             family=SOCKET_FAMILIES.get(hp.family, socket.AF_UNSPEC),
             backlog=backlog,
             reuse_address=True,
+            reuse_port=reuse_port or None,
         )
     except OSError as exc:
         raise TransportError(

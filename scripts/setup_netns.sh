@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# Tools for the NAT hole-punching interop tests (tests/interop/test_nat_holepunch.py):
+# they build real NATs out of network namespaces, veth pairs and nftables masquerade.
+# Idempotent and stamped like scripts/setup.sh (whose helpers are copied, not sourced):
+#
+#   bash scripts/setup_netns.sh                  # install what is missing
+#   PYWASM_SETUP_FORCE=1 bash scripts/setup_netns.sh
+#
+# Sections:
+#   netns_packages  Debian nftables (the routers' masquerade and stateful filter) and
+#                   iproute2 (ip netns/link/addr/route) via apt, as root; util-linux's
+#                   unshare/nsenter come with the base system. Not root: a warning, since
+#                   only the NAT tests need them (and they need root anyway).
+#   netns_probe     checks once per kernel that a namespace with a veth pair and an nft
+#                   nat table can be built here (stamped; a failure is reported, not fatal:
+#                   the tests then fail with the same message).
+#
+# Network: only Debian apt is used here.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CACHE="$ROOT/.cache"
+STAMPS="$CACHE/stamps"
+APT_PACKAGES=(nftables iproute2)
+
+mkdir -p "$STAMPS" "$CACHE/logs"
+cd "$ROOT"
+
+T0=$(date +%s)
+say() { printf '[setup-netns] %s\n' "$*"; }
+die() { printf '[setup-netns] ERROR: %s\n' "$*" >&2; exit 1; }
+
+# sha256 over strings and file contents: stamp_key "literal" @file ...
+stamp_key() {
+  local a
+  for a in "$@"; do
+    if [[ "$a" == @* ]]; then
+      if [[ -f "${a#@}" ]]; then cat "${a#@}"; else printf 'missing:%s' "${a#@}"; fi
+    else
+      printf '%s\n' "$a"
+    fi
+  done | sha256sum | cut -d' ' -f1
+}
+stamp_ok() {  # stamp_ok NAME KEY: true when the step already ran with this key
+  [[ -z "${PYWASM_SETUP_FORCE:-}" && -f "$STAMPS/$1" && "$(cat "$STAMPS/$1")" == "$2" ]]
+}
+stamp_set() { printf '%s\n' "$2" > "$STAMPS/$1"; }
+
+# logged NAME CMD...: run quietly into .cache/logs/NAME.log; show its tail on failure
+logged() {
+  local name="$1"; shift
+  if ! "$@" > "$CACHE/logs/$name.log" 2>&1; then
+    tail -n 40 "$CACHE/logs/$name.log" >&2
+    die "$name failed: $* (full log: .cache/logs/$name.log)"
+  fi
+}
+
+tools_present() {
+  command -v nft >/dev/null && command -v ip >/dev/null && command -v unshare >/dev/null \
+    && command -v nsenter >/dev/null
+}
+
+netns_packages() {
+  if tools_present; then
+    say "nftables, iproute2, unshare, nsenter: present"
+    return
+  fi
+  if [[ "$(id -u)" != 0 ]]; then
+    say "WARNING: nft/ip missing and not root: the NAT hole-punching tests will fail until root runs:"
+    say "  apt-get update && apt-get install -y --no-install-recommends ${APT_PACKAGES[*]}"
+    return
+  fi
+  command -v apt-get >/dev/null || die "nft/ip missing and no apt-get (Debian expected)"
+  export DEBIAN_FRONTEND=noninteractive
+  # shares setup.sh's apt-update stamp: the lists are refreshed once per machine
+  if [[ -z "${PYWASM_SETUP_FORCE:-}" && -f "$STAMPS/apt-update" ]]; then
+    say "apt lists already updated (stamp apt-update)"
+  else
+    say "apt-get update"
+    logged apt-update apt-get update
+    stamp_set apt-update "$(date -u +%F)"
+  fi
+  say "apt-get install -y ${APT_PACKAGES[*]}"
+  if ! apt-get install -y --no-install-recommends "${APT_PACKAGES[@]}" > "$CACHE/logs/apt-netns.log" 2>&1; then
+    # stale lists from an old stamp: refresh once and retry
+    say "install failed; apt-get update and retry"
+    logged apt-update apt-get update
+    stamp_set apt-update "$(date -u +%F)"
+    logged apt-netns apt-get install -y --no-install-recommends "${APT_PACKAGES[@]}"
+  fi
+  tools_present || die "apt finished but nft, ip, unshare or nsenter is missing"
+}
+
+netns_probe() {
+  local key
+  [[ "$(id -u)" == 0 ]] || { say "netns probe: not root, skipped"; return; }
+  tools_present || { say "netns probe: tools missing, skipped"; return; }
+  key=$(stamp_key "v1" "$(uname -r)" "$(nft --version 2>&1)")
+  if stamp_ok netns-probe "$key"; then
+    say "netns probe: ok (stamp)"
+    return
+  fi
+  # a throwaway namespace: it disappears with the unshare'd shell
+  if unshare -n bash -c 'ip link add pwa type veth peer name pwb \
+      && nft add table ip nat \
+      && nft add chain ip nat post "{ type nat hook postrouting priority 100; }" \
+      && nft add rule ip nat post oifname pwa masquerade' > "$CACHE/logs/netns-probe.log" 2>&1; then
+    say "netns probe: namespaces, veth and nftables masquerade work"
+    stamp_set netns-probe "$key"
+  else
+    tail -n 20 "$CACHE/logs/netns-probe.log" >&2
+    say "WARNING: this kernel/container cannot build the NAT topology (see .cache/logs/netns-probe.log)"
+  fi
+}
+
+main() {
+  netns_packages
+  netns_probe
+  say "done in $(( $(date +%s) - T0 ))s"
+}
+
+main "$@"; exit $?
