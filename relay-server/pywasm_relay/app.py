@@ -85,6 +85,21 @@ def _http_addr(text: str) -> tuple[str, int]:
     return host, int(port_text)
 
 
+#: Connections the relay holds at once: browsers reach it first and each holds one, so
+#: above a plain host's 256 (memory ~22 KiB per reserved client, benchmarks/relay_capacity.py).
+DEFAULT_MAX_CONNECTIONS = 1024
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, not {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     root = repo_root()
     p = _Parser(prog=PROG, description="pywasm relay: libp2p node plus the static site for the browser demo")
@@ -97,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="site directory (default .cache/site, built by scripts/build_site.sh)")
     p.add_argument("--data-dir", default=str(root / ".cache" / "relay"), metavar="DIR",
                    help=f"state directory; the identity key is DIR/{KEY_FILE_NAME} (default .cache/relay)")
+    p.add_argument("--max-connections", type=_positive_int, default=DEFAULT_MAX_CONNECTIONS, metavar="N",
+                   help=f"libp2p connections held at once; more are refused (default {DEFAULT_MAX_CONNECTIONS})")
     add_relay_flags(p)
     p.add_argument("-v", "--verbose", action="count", default=0, help="more logging on stderr (-vv: debug)")
     return p
@@ -178,8 +195,11 @@ def _relay_services(listen: list[Any]) -> list[Any]:
 async def _serve(args: argparse.Namespace, site: str, key: Any, listen: list[Any], transports: list[Any],
                  stop: _StopSignals) -> None:
     from pywasm.host import Host
+    from pywasm.host.config import HostConfig
 
-    host = await Host.create(key=key, listen=listen, transports=transports, services=[*_relay_services(listen), *relay_services(args)])
+    host = await Host.create(key=key, listen=listen, transports=transports,
+                             services=[*_relay_services(listen), *relay_services(args)],
+                             config=HostConfig(max_connections=args.max_connections))
     http = StaticServer(site, {"/relay.json": lambda: relay_info(host)})
     try:
         http_host, http_port = args.http
