@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Browsers beyond Chromium for the cross-browser end-to-end suite (e2e/, issue 7).
-# Idempotent and stamped like scripts/setup.sh (whose helpers are copied, not sourced):
+# Idempotent and stamped like scripts/setup.sh (helpers from scripts/setup_lib.sh):
 #
 #   bash scripts/setup_browsers.sh                  # install what is missing or stale
 #   PYWASM_SETUP_FORCE=1 bash scripts/setup_browsers.sh
@@ -34,30 +34,8 @@ T0=$(date +%s)
 say() { printf '[setup-browsers] %s\n' "$*"; }
 die() { printf '[setup-browsers] ERROR: %s\n' "$*" >&2; exit 1; }
 
-# sha256 over strings and file contents: stamp_key "literal" @file ...
-stamp_key() {
-  local a
-  for a in "$@"; do
-    if [[ "$a" == @* ]]; then
-      if [[ -f "${a#@}" ]]; then cat "${a#@}"; else printf 'missing:%s' "${a#@}"; fi
-    else
-      printf '%s\n' "$a"
-    fi
-  done | sha256sum | cut -d' ' -f1
-}
-stamp_ok() {  # stamp_ok NAME KEY: true when the step already ran with this key
-  [[ -z "${PYWASM_SETUP_FORCE:-}" && -f "$STAMPS/$1" && "$(cat "$STAMPS/$1")" == "$2" ]]
-}
-stamp_set() { printf '%s\n' "$2" > "$STAMPS/$1"; }
-
-# logged NAME CMD...: run quietly into .cache/logs/NAME.log; show its tail on failure
-logged() {
-  local name="$1"; shift
-  if ! "$@" > "$CACHE/logs/$name.log" 2>&1; then
-    tail -n 40 "$CACHE/logs/$name.log" >&2
-    die "$name failed: $* (full log: .cache/logs/$name.log)"
-  fi
-}
+# stamp_key, stamp_ok, stamp_set, logged
+source "$ROOT/scripts/setup_lib.sh"
 
 browsers_present() {
   [[ -x "$FIREFOX_BIN" && -x "$WEBKIT_DRIVER_BIN" ]] && command -v xvfb-run >/dev/null && command -v Xvfb >/dev/null

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Tools for the NAT hole-punching interop tests (tests/interop/test_nat_holepunch.py):
 # they build real NATs out of network namespaces, veth pairs and nftables masquerade.
-# Idempotent and stamped like scripts/setup.sh (whose helpers are copied, not sourced):
+# Idempotent and stamped like scripts/setup.sh (helpers from scripts/setup_lib.sh):
 #
 #   bash scripts/setup_netns.sh                  # install what is missing
 #   PYWASM_SETUP_FORCE=1 bash scripts/setup_netns.sh
@@ -30,30 +30,8 @@ T0=$(date +%s)
 say() { printf '[setup-netns] %s\n' "$*"; }
 die() { printf '[setup-netns] ERROR: %s\n' "$*" >&2; exit 1; }
 
-# sha256 over strings and file contents: stamp_key "literal" @file ...
-stamp_key() {
-  local a
-  for a in "$@"; do
-    if [[ "$a" == @* ]]; then
-      if [[ -f "${a#@}" ]]; then cat "${a#@}"; else printf 'missing:%s' "${a#@}"; fi
-    else
-      printf '%s\n' "$a"
-    fi
-  done | sha256sum | cut -d' ' -f1
-}
-stamp_ok() {  # stamp_ok NAME KEY: true when the step already ran with this key
-  [[ -z "${PYWASM_SETUP_FORCE:-}" && -f "$STAMPS/$1" && "$(cat "$STAMPS/$1")" == "$2" ]]
-}
-stamp_set() { printf '%s\n' "$2" > "$STAMPS/$1"; }
-
-# logged NAME CMD...: run quietly into .cache/logs/NAME.log; show its tail on failure
-logged() {
-  local name="$1"; shift
-  if ! "$@" > "$CACHE/logs/$name.log" 2>&1; then
-    tail -n 40 "$CACHE/logs/$name.log" >&2
-    die "$name failed: $* (full log: .cache/logs/$name.log)"
-  fi
-}
+# stamp_key, stamp_ok, stamp_set, logged
+source "$ROOT/scripts/setup_lib.sh"
 
 tools_present() {
   command -v nft >/dev/null && command -v ip >/dev/null && command -v unshare >/dev/null \

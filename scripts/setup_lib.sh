@@ -1,0 +1,30 @@
+# Stamp and log helpers shared by scripts/setup*.sh (sourced, not run). The caller sets
+# CACHE and STAMPS and defines die() before sourcing this file.
+
+# sha256 over strings and file contents: stamp_key "literal" @file ...
+stamp_key() {
+  local a
+  for a in "$@"; do
+    if [[ "$a" == @* ]]; then
+      if [[ -f "${a#@}" ]]; then cat "${a#@}"; else printf 'missing:%s' "${a#@}"; fi
+    else
+      printf '%s\n' "$a"
+    fi
+  done | sha256sum | cut -d' ' -f1
+}
+
+stamp_ok() {  # stamp_ok NAME KEY: true when the step already ran with this key
+  [[ -z "${PYWASM_SETUP_FORCE:-}" && -f "$STAMPS/$1" && "$(cat "$STAMPS/$1")" == "$2" ]]
+}
+
+stamp_set() { printf '%s\n' "$2" > "$STAMPS/$1"; }
+
+# logged NAME CMD...: run quietly into .cache/logs/NAME.log; show its tail on failure
+logged() {
+  local name="$1"; shift
+  mkdir -p "$CACHE/logs"
+  if ! "$@" > "$CACHE/logs/$name.log" 2>&1; then
+    tail -n 40 "$CACHE/logs/$name.log" >&2
+    die "$name failed: $* (full log: .cache/logs/$name.log)"
+  fi
+}
