@@ -149,24 +149,7 @@ chromium() {
     say "WARNING: chromium missing and not root: e2e tests will fail until root runs: apt-get update && apt-get install -y chromium"
     return
   fi
-  command -v apt-get >/dev/null || die "chromium missing and no apt-get (Debian expected)"
-  export DEBIAN_FRONTEND=noninteractive
-  # the package lists are refreshed once per machine (stamp), not on every cold install
-  if [[ -z "${PYWASM_SETUP_FORCE:-}" && -f "$STAMPS/apt-update" ]]; then
-    say "chromium: apt lists already updated (stamp apt-update)"
-  else
-    say "chromium: apt-get update"
-    logged apt-update apt-get update
-    stamp_set apt-update "$(date -u +%F)"
-  fi
-  say "chromium: apt-get install -y chromium"
-  if ! apt-get install -y chromium > "$CACHE/logs/apt-chromium.log" 2>&1; then
-    # stale lists from an old stamp: refresh once and retry
-    say "chromium: install failed; apt-get update and retry"
-    logged apt-update apt-get update
-    stamp_set apt-update "$(date -u +%F)"
-    logged apt-chromium apt-get install -y chromium
-  fi
+  apt_install chromium chromium
   [[ -x "$CHROMIUM_BIN" ]] || die "apt installed chromium but $CHROMIUM_BIN is missing"
 }
 

@@ -28,3 +28,27 @@ logged() {
     die "$name failed: $* (full log: .cache/logs/$name.log)"
   fi
 }
+
+# apt_install NAME [APT-GET FLAGS] PACKAGE...: as root, install from Debian's apt. The
+# package lists are refreshed once per machine (the apt-update stamp, shared by every
+# setup script), and once more if the install fails on stale lists. Needs say().
+apt_install() {
+  local name="$1"; shift
+  command -v apt-get >/dev/null || die "$name: packages missing and no apt-get (Debian expected)"
+  export DEBIAN_FRONTEND=noninteractive
+  if [[ -z "${PYWASM_SETUP_FORCE:-}" && -f "$STAMPS/apt-update" ]]; then
+    say "$name: apt lists already updated (stamp apt-update)"
+  else
+    say "$name: apt-get update"
+    logged apt-update apt-get update
+    stamp_set apt-update "$(date -u +%F)"
+  fi
+  say "$name: apt-get install -y $*"
+  mkdir -p "$CACHE/logs"
+  if ! apt-get install -y "$@" > "$CACHE/logs/apt-$name.log" 2>&1; then
+    say "$name: install failed; apt-get update and retry"
+    logged apt-update apt-get update
+    stamp_set apt-update "$(date -u +%F)"
+    logged "apt-$name" apt-get install -y "$@"
+  fi
+}

@@ -48,24 +48,7 @@ netns_packages() {
     say "  apt-get update && apt-get install -y --no-install-recommends ${APT_PACKAGES[*]}"
     return
   fi
-  command -v apt-get >/dev/null || die "nft/ip missing and no apt-get (Debian expected)"
-  export DEBIAN_FRONTEND=noninteractive
-  # shares setup.sh's apt-update stamp: the lists are refreshed once per machine
-  if [[ -z "${PYWASM_SETUP_FORCE:-}" && -f "$STAMPS/apt-update" ]]; then
-    say "apt lists already updated (stamp apt-update)"
-  else
-    say "apt-get update"
-    logged apt-update apt-get update
-    stamp_set apt-update "$(date -u +%F)"
-  fi
-  say "apt-get install -y ${APT_PACKAGES[*]}"
-  if ! apt-get install -y --no-install-recommends "${APT_PACKAGES[@]}" > "$CACHE/logs/apt-netns.log" 2>&1; then
-    # stale lists from an old stamp: refresh once and retry
-    say "install failed; apt-get update and retry"
-    logged apt-update apt-get update
-    stamp_set apt-update "$(date -u +%F)"
-    logged apt-netns apt-get install -y --no-install-recommends "${APT_PACKAGES[@]}"
-  fi
+  apt_install netns --no-install-recommends "${APT_PACKAGES[@]}"
   tools_present || die "apt finished but nft, ip, unshare or nsenter is missing"
 }
 
