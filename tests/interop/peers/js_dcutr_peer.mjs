@@ -17,7 +17,6 @@
 //   {"event": "conns", "conns": [...]}  answers a "conns" line on stdin
 // It exits when stdin closes (the test's lifeline). DEBUG=libp2p:dcutr* logs DCUtR on stderr.
 
-import { randomBytes } from 'node:crypto'
 import { createInterface } from 'node:readline'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
@@ -28,11 +27,9 @@ import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
-import { Uint8ArrayList } from 'uint8arraylist'
+import { describe, emit, reportConnections, serveEcho } from './dcutr_peer_common.mjs'
 
-const ECHO = '/echo/1.0.0'
-const PING = '/ipfs/ping/1.0.0'
-const STEP_MS = 20_000
+const DIAL_MS = 20_000
 
 const opts = { listen: [], relay: null, dial: null, confirmPublic: false }
 const argv = process.argv.slice(2)
@@ -46,8 +43,6 @@ for (let i = 0; i < argv.length; i++) {
   }
 }
 
-const emit = (obj) => process.stdout.write(JSON.stringify(obj) + '\n')
-const describe = (c) => ({ peer: c.remotePeer.toString(), direction: c.direction, remote_addr: c.remoteAddr.toString(), limited: c.limits != null, status: c.status })
 
 const listen = [...opts.listen]
 if (opts.relay != null) listen.push(`${opts.relay}/p2p-circuit`)
@@ -62,67 +57,9 @@ const node = await createLibp2p({
   services: { identify: identify(), ping: ping(), dcutr: dcutr() }
 })
 
-// echo for the peer's checks; limited connections allowed so a relayed echo can be tried too
-await node.handle(ECHO, async (stream) => {
-  try {
-    for await (const c of stream) {
-      if (!stream.send(c)) await stream.onDrain()
-    }
-    await stream.close()
-  } catch (err) { stream.abort(err) }
-}, { runOnLimitedConnection: true })
-
-async function echoOver (conn) {
-  const signal = AbortSignal.timeout(STEP_MS)
-  const data = randomBytes(32 * 1024)
-  const stream = await conn.newStream(ECHO, { signal })
-  const received = new Uint8ArrayList()
-  const reader = (async () => { for await (const c of stream) received.append(c) })()
-  for (let off = 0; off < data.byteLength; off += 8192) {
-    if (!stream.send(data.subarray(off, off + 8192))) await stream.onDrain({ signal })
-  }
-  await stream.close({ signal })
-  await reader
-  return Buffer.from(received.subarray()).equals(data)
-}
-
-async function pingOver (conn) {
-  const signal = AbortSignal.timeout(STEP_MS)
-  const stream = await conn.newStream(PING, { signal })
-  const data = randomBytes(32)
-  const t0 = performance.now()
-  stream.send(data)
-  const got = new Uint8ArrayList()
-  for await (const c of stream) {
-    got.append(c)
-    if (got.byteLength >= 32) break
-  }
-  const ms = performance.now() - t0
-  await stream.close({ signal }).catch(() => {})
-  if (!Buffer.from(got.subarray(0, 32)).equals(data)) throw new Error('ping: wrong bytes back')
-  return ms
-}
-
-node.addEventListener('connection:open', (evt) => {
-  const c = evt.detail
-  emit({ event: 'connection', ...describe(c) })
-  if (c.limits != null) return
-  const peer = c.remotePeer.toString()
-  if (opts.relay != null && opts.relay.endsWith(peer)) return
-  if (opts.dial != null && opts.dial.split('/p2p/')[1] === peer) return
-  // a direct connection to the pywasm peer under test: use it both ways
-  ;(async () => {
-    const out = { event: 'direct', ...describe(c) }
-    try {
-      out.echo_ok = await echoOver(c)
-      out.ping_ms = await pingOver(c)
-    } catch (err) {
-      out.error = `${err?.name ?? 'Error'}: ${err?.message ?? err}`
-    }
-    emit(out)
-  })()
-})
-node.addEventListener('connection:close', (evt) => emit({ event: 'close', ...describe(evt.detail) }))
+await serveEcho(node)
+// the relay (reserved on, or the hop of the relayed address we dial) is not under test
+reportConnections(node, (peer) => (opts.relay != null && opts.relay.endsWith(peer)) || (opts.dial != null && opts.dial.split('/p2p/')[1] === peer))
 
 if (opts.confirmPublic) {
   for (const ma of node.components.transportManager.getAddrs()) {
@@ -156,7 +93,7 @@ createInterface({ input: process.stdin }).on('line', (line) => {
 
 if (opts.dial != null) {
   try {
-    const conn = await node.dial(multiaddr(opts.dial), { signal: AbortSignal.timeout(STEP_MS) })
+    const conn = await node.dial(multiaddr(opts.dial), { signal: AbortSignal.timeout(DIAL_MS) })
     emit({ event: 'dialed', ...describe(conn) })
   } catch (err) {
     emit({ event: 'dial-failed', error: `${err?.name ?? 'Error'}: ${err?.message ?? err}` })
