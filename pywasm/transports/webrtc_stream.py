@@ -48,6 +48,10 @@ log = logging.getLogger(__name__)
 DEFAULT_FIN_ACK_TIMEOUT = 10.0
 #: How long ``close`` waits for the remote's FIN after our own side is done.
 DEFAULT_CLOSE_TIMEOUT = 5.0
+# A send queue that does not drain for this long means the path is gone: the remote
+# browser takes every message off SCTP by itself (data channels have no receive-side
+# backpressure), so only the network stops it. Chromium's SCTP was seen stalling ~5 s.
+DEFAULT_SEND_STALL_TIMEOUT = 60.0
 #: Unread received bytes per stream before the stream is reset.
 DEFAULT_MAX_BUFFERED = 16 * 1024 * 1024
 #: ``write`` waits while the channel holds more than this many unsent bytes.
@@ -93,9 +97,11 @@ class WebRTCStream(QueuedReader):
         close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
         max_buffered: int = DEFAULT_MAX_BUFFERED,
         send_high_water: int = DEFAULT_SEND_HIGH_WATER,
+        send_stall_timeout: float = DEFAULT_SEND_STALL_TIMEOUT,
         on_done: Callable[["WebRTCStream"], None] | None = None,
     ) -> None:
         self.channel = channel
+        self._send_stall_timeout = send_stall_timeout
         self.stream_id = channel.id
         self.protocol: str | None = None
         self._fin_ack_timeout = fin_ack_timeout
@@ -183,7 +189,14 @@ class WebRTCStream(QueuedReader):
         async with self._write_lock:
             for off in range(0, len(view), MAX_PAYLOAD):
                 if self.channel.buffered_amount > self._high_water:
-                    await self.channel.wait_buffered_below(self._high_water // 2)
+                    try:
+                        async with asyncio.timeout(self._send_stall_timeout):
+                            await self.channel.wait_buffered_below(self._high_water // 2)
+                    except TimeoutError:
+                        why = (f"data channel sent nothing for {self._send_stall_timeout:g} s "
+                               f"({self.channel.buffered_amount} bytes queued)")
+                        self._abort(why, send_reset=True)
+                        raise StreamResetError(f"stream {self.stream_id}: {why}") from None
                 self._check_writable()
                 try:
                     self.channel.send(encode_message(view[off : off + MAX_PAYLOAD]))

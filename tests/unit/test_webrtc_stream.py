@@ -229,3 +229,16 @@ def test_channel_pair_ids_match() -> None:
     a, b = channel_pair()
     assert a.id == b.id
 
+
+
+async def test_write_fails_when_the_channel_stops_sending() -> None:
+    # a path that died: the channel takes messages but never passes them on
+    a, b = stream_pair(send_high_water=32 * 1024, send_stall_timeout=0.2)
+    a.channel.send = lambda m: setattr(a.channel, "buffered", a.channel.buffered + len(m))  # type: ignore[method-assign]
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    with pytest.raises(StreamResetError, match="sent nothing for 0.2 s"):
+        await asyncio.wait_for(a.write(bytes(256 * 1024)), 5)
+    assert 0.2 <= loop.time() - t0 < 5
+    with pytest.raises(StreamResetError):
+        await a.write(b"more")  # the stream is done for
