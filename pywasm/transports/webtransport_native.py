@@ -111,6 +111,8 @@ DEFAULT_MAX_STREAM_DATA = 4 * 1024 * 1024
 #: Receive window per WebTransport stream: the remote may send this far past what our
 #: application has read. Credit goes out once a quarter of it has been read.
 DEFAULT_STREAM_WINDOW = 4 * 1024 * 1024
+#: Remote stream ids tracked above the lowest one not yet seen (ids arriving out of order)
+_MAX_STREAM_ID_GAPS = 1024
 #: Writes are cut into pieces of this size so one write cannot monopolise the loop.
 WRITE_PIECE = 256 * 1024
 
@@ -314,6 +316,13 @@ class WebTransportSession:
         self.send_high_water = send_high_water
         self.max_pending_streams = max_pending_streams
         self.streams: dict[int, WebTransportStream] = {}
+        # Remote-opened bidirectional stream ids already announced: every id below the
+        # floor, plus the ones above it that arrived out of order (see _claim_remote_id)
+        self._remote_parity = 1 if proto._quic.configuration.is_client else 0
+        self._remote_floor = self._remote_parity
+        self._remote_seen: set[int] = set()
+        if session_id & 0x1 == self._remote_parity:
+            self._claim_remote_id(session_id)  # the CONNECT stream is no WebTransport stream
         self._pending: asyncio.Queue[WebTransportStream | None] = asyncio.Queue()
         self._closed = False
         self.close_reason = ""
@@ -364,6 +373,11 @@ class WebTransportSession:
                 # after the end, or a unidirectional stream (libp2p uses none): refuse it
                 self.proto.refuse_stream(stream_id)
                 return
+            if not self._claim_remote_id(stream_id):
+                # a stream this session had and forgot (closed or reset here): what still
+                # arrives for it (the remote's FIN, data sent before our reset reached it)
+                # is nobody's, and must not come back through accept_stream as a new stream
+                return
             if self._pending.qsize() >= self.max_pending_streams:
                 log.debug("resetting stream %d: %d streams wait to be accepted", stream_id, self._pending.qsize())
                 self.proto.refuse_stream(stream_id)
@@ -372,6 +386,20 @@ class WebTransportSession:
             self.streams[stream_id] = stream
             self._pending.put_nowait(stream)
         stream._feed(data, ended)
+
+    def _claim_remote_id(self, stream_id: int) -> bool:
+        """True once per stream id the remote opened; False for ids seen before and for
+        ids of our own streams (both are streams this session already forgot)."""
+        if stream_id & 0x1 != self._remote_parity or stream_id < self._remote_floor or stream_id in self._remote_seen:
+            return False
+        self._remote_seen.add(stream_id)
+        if len(self._remote_seen) > _MAX_STREAM_ID_GAPS:
+            # a peer that skips ids for good: count its oldest gap as seen
+            self._remote_floor = min(self._remote_seen)
+        while self._remote_floor in self._remote_seen:
+            self._remote_seen.discard(self._remote_floor)
+            self._remote_floor += 4
+        return True
 
     def _ended(self, why: str) -> None:
         if self._closed:

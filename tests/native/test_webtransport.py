@@ -394,3 +394,41 @@ async def test_aioquic_pin_and_short_header_shortcut() -> None:
         # 1 MiB is ~750 datagrams; a handful (e.g. a late handshake packet) may go the long way
         assert parsed < 20, f"QuicServer parsed {parsed} headers: the short-header shortcut is not used"
         assert type(lst.server).__name__ == "ShortHeaderQuicServer"
+
+
+async def _next_accepted_or_none(muxed: Any, timeout: float) -> Any:
+    try:
+        return await asyncio.wait_for(muxed.accept_stream(), timeout)
+    except asyncio.TimeoutError:
+        return None
+
+
+async def test_late_frames_on_a_forgotten_stream_do_not_announce_a_new_one() -> None:
+    """A stream we closed or reset is forgotten; the remote's FIN or data still in flight
+    for it must not come back through ``accept_stream`` as a fresh (dead) stream, which
+    would hand the next real stream's bytes to nobody (the flake in the conformance suite
+    under load: ``read`` on the accepted stream waited for a FIN sent on another one)."""
+    async with wt_muxed_pair() as (ca, cb):
+        # closed locally before the remote's FIN: forgotten when that FIN arrives
+        s1 = await ca.open_stream()
+        r1 = await cb.accept_stream()
+        await r1.close()
+        await s1.close_write()
+        await asyncio.sleep(0.2)  # the FIN arrives (loopback round trips take ~ms)
+        assert await _next_accepted_or_none(cb, 0.1) is None, "a closed stream came back"
+        assert await _next_accepted_or_none(ca, 0.1) is None, "our own Noise stream came back"
+        # reset locally while the remote still sends
+        s2 = await ca.open_stream()
+        r2 = await cb.accept_stream()
+        await r2.reset()
+        with contextlib.suppress(PywasmError):
+            await s2.write(b"late")
+        await asyncio.sleep(0.2)
+        s3 = await ca.open_stream()
+        await s3.write(b"next")
+        r3 = await asyncio.wait_for(cb.accept_stream(), TIMEOUT)
+        assert r3.stream_id == s3.stream_id, f"accepted stream {r3.stream_id} after {s1.stream_id}, {s2.stream_id}"
+        assert await asyncio.wait_for(r3.read(), TIMEOUT) == b"next"
+        assert await _next_accepted_or_none(cb, 0.1) is None
+        assert await _next_accepted_or_none(ca, 0.1) is None  # nor our own forgotten streams
+        assert set(cb.streams) <= {s3.stream_id}
