@@ -269,46 +269,6 @@ class PeerConnection {
   // Bottom-up: DTLS (where a wrong certhash shows) only runs over a working ICE pair, and
   // Firefox marks the DTLS transport failed when ICE fails too; so an ICE failure must be
   // named as such, not blamed on the certhash.
-  // A bounded record of what ICE did, for the error a timed-out dial reports: which
-  // candidates each side had, which state ICE reached. Never sent anywhere.
-  _note(what) {
-    if (this._trace.length >= MAX_TRACE) this._trace.splice(MAX_TRACE / 2, 1);
-    this._trace.push(`${Date.now() - this._t0}ms ${what}`);
-  }
-
-  /** Add a line to the trace (the Python side notes its own steps). */
-  note(what) {
-    this._note(String(what).slice(0, 200));
-  }
-
-  /** One line on where this connection got to: states, the trace, the candidate pairs. */
-  async describe() {
-    const pc = this.pc;
-    if (!pc) return this.failure || 'no peer connection';
-    const parts = [
-      `connection ${pc.connectionState}, ICE ${pc.iceConnectionState}, gathering ${pc.iceGatheringState}, ` +
-        `signaling ${pc.signalingState}, DTLS ${pc.sctp?.transport?.state ?? 'none'}`,
-    ];
-    try {
-      const stats = await pc.getStats();
-      const pairs = [];
-      const cand = (id) => {
-        const c = stats.get(id);
-        return c ? `${c.candidateType}:${c.address || c.ip || '?'}:${c.port}` : '?';
-      };
-      stats.forEach((st) => {
-        if (st.type === 'candidate-pair' && pairs.length < 12) {
-          pairs.push(`${cand(st.localCandidateId)}->${cand(st.remoteCandidateId)} ${st.state}`);
-        }
-      });
-      parts.push(`pairs [${pairs.join(', ')}]`);
-    } catch (e) {
-      parts.push(`no stats (${String(e?.message ?? e).split('\n')[0]})`);
-    }
-    parts.push(`trace [${this._trace.join('; ')}]`);
-    return parts.join('; ');
-  }
-
   _whyFailed(fallback) {
     const pc = this.pc;
     const ice = pc?.iceConnectionState ?? 'unknown';
