@@ -7,7 +7,7 @@ The pywasm round must succeed. The js-libp2p round (two js pages, the same relay
 now and then inside js-libp2p: "js dialer: TimeoutError: signal timed out" ~20 s into the
 run, though the page's own dial signal allows 60 s, in 2 of 10 runs here (0 pywasm
 failures in the same runs). Not explained yet. The script counts such a round as failed
-in its output, so this test accepts one only if it is reported as exactly that.
+in its output, so this test accepts one only if it is reported as exactly that."""
 
 from __future__ import annotations
 
