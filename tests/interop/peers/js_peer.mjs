@@ -180,8 +180,11 @@ async function echoHandler (stream) {
     total += c.byteLength
     if (!stream.send(c)) await stream.onDrain()
   }
-  await stream.close()
+  // The remote finished writing and every byte went back: the echo is done. The close
+  // handshake after it is a courtesy that kubo's /x/ stream forwarding sometimes answers
+  // with a reset once it has read everything (seen in CI), so report before closing.
   emit({ event: 'echo', protocol: stream.protocol, bytes: total })
+  await stream.close()
 }
 
 async function perfClient (connection, up, down, signal) {
