@@ -176,15 +176,22 @@ async function perfHandler (stream) {
 // Echo for extra protocol ids (/echo/1.0.0 itself is @libp2p/echo's).
 async function echoHandler (stream) {
   let total = 0
-  for await (const c of stream) {
-    total += c.byteLength
-    if (!stream.send(c)) await stream.onDrain()
+  let end = 'eof'
+  try {
+    for await (const c of stream) {
+      // send() queues the chunk even when it returns false (buffer over its mark)
+      total += c.byteLength
+      if (!stream.send(c)) await stream.onDrain()
+    }
+  } catch (err) {
+    // kubo's /x/ forwarding never half-closes: when its TCP side closes after reading
+    // every byte back it may reset the stream instead (seen in CI). The bytes echoed
+    // so far are still the result; anything other than a reset is a real failure.
+    if (err?.name !== 'StreamResetError') throw err
+    end = 'reset'
   }
-  // The remote finished writing and every byte went back: the echo is done. The close
-  // handshake after it is a courtesy that kubo's /x/ stream forwarding sometimes answers
-  // with a reset once it has read everything (seen in CI), so report before closing.
-  emit({ event: 'echo', protocol: stream.protocol, bytes: total })
-  await stream.close()
+  emit({ event: 'echo', protocol: stream.protocol, bytes: total, end })
+  if (end === 'eof') await stream.close()
 }
 
 async function perfClient (connection, up, down, signal) {
