@@ -75,6 +75,8 @@ RECV_BATCH = 64
 #: Datagrams queued when the socket's send buffer is full; past it they are dropped (QUIC
 #: treats that as loss and slows down, which is what a full buffer asks for).
 MAX_SEND_QUEUE = 4096
+#: Protocol exceptions logged with their stack per transport; later ones are only counted.
+MAX_ERROR_LOGS = 20
 
 
 class BatchedUDPTransport(asyncio.DatagramTransport):
@@ -97,6 +99,8 @@ class BatchedUDPTransport(asyncio.DatagramTransport):
         self._send_queue: list[tuple[bytes, Any]] = []
         self.dirty: set[Any] = set()
         self.batching = False
+        #: exceptions raised by the protocol (or a dirty connection) and survived
+        self.errors = 0
         loop.add_reader(sock.fileno(), self._read_ready)
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
@@ -117,12 +121,27 @@ class BatchedUDPTransport(asyncio.DatagramTransport):
                 except OSError as exc:  # e.g. ICMP port unreachable surfaced as ECONNREFUSED
                     self._protocol.error_received(exc)
                     break
-                self._protocol.datagram_received(data, addr)
+                try:
+                    self._protocol.datagram_received(data, addr)
+                except Exception:  # noqa: BLE001 - one bad datagram must not drop the batch
+                    self._report("datagram_received")
         finally:
             self.batching = False
             dirty, self.dirty = self.dirty, set()
             for proto in dirty:
-                proto.transmit()
+                # every connection gets its transmit: one that raises must not leave the
+                # others' acknowledgements and data waiting for their next timer
+                try:
+                    proto.transmit()
+                except Exception:  # noqa: BLE001
+                    self._report("transmit")
+
+    def _report(self, where: str) -> None:
+        """Log a protocol's exception, at most :data:`MAX_ERROR_LOGS` times with the stack
+        (a peer that can trigger one could otherwise flood the log), then only count."""
+        self.errors += 1
+        if self.errors <= MAX_ERROR_LOGS:
+            log.exception("UDP %s raised (%d so far); the socket keeps serving", where, self.errors)
 
     def sendto(self, data: Any, addr: Any = None) -> None:
         if self._closing:
