@@ -17,19 +17,8 @@
 // ("connection", "close", "direct", "conns"). It exits when stdin closes (the test's
 // lifeline). DEBUG=libp2p:dcutr* logs DCUtR on stderr.
 
-import { createInterface } from 'node:readline'
-import { noise } from '@chainsafe/libp2p-noise'
-import { yamux } from '@chainsafe/libp2p-yamux'
-import { circuitRelayTransport } from '@libp2p/circuit-relay-v2'
-import { dcutr } from '@libp2p/dcutr'
-import { identify } from '@libp2p/identify'
-import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
-import { multiaddr } from '@multiformats/multiaddr'
-import { createLibp2p } from 'libp2p'
-import { describe, emit, reportConnections, serveEcho } from './dcutr_peer_common.mjs'
-
-const DIAL_MS = 20_000
+import { createDcutrNode, printRelayedAddrs, runPeer } from './dcutr_peer_common.mjs'
 
 const opts = { localPort: null, announce: [], relay: null, dial: null }
 const argv = process.argv.slice(2)
@@ -42,55 +31,17 @@ for (let i = 0; i < argv.length; i++) {
     default: throw new Error(`unknown argument ${argv[i]}`)
   }
 }
-
-
-const listen = []
-if (opts.relay != null) listen.push(`${opts.relay}/p2p-circuit`)
 if (opts.localPort == null) throw new Error('--local-port is required')
 
-const node = await createLibp2p({
-  addresses: { listen, appendAnnounce: opts.announce },
-  transports: [tcp({ dialOpts: { localPort: opts.localPort } }), circuitRelayTransport({ reservationCompletionTimeout: 20_000 })],
-  connectionEncrypters: [noise()],
-  streamMuxers: [yamux()],
-  connectionGater: { denyDialMultiaddr: () => false },
-  connectionManager: { inboundConnectionThreshold: 100_000, maxIncomingPendingConnections: 1_000 },
-  services: { identify: identify(), ping: ping(), dcutr: dcutr() }
+const node = await createDcutrNode({
+  transport: tcp({ dialOpts: { localPort: opts.localPort } }),
+  appendAnnounce: opts.announce,
+  relay: opts.relay,
+  dial: opts.dial
 })
 
-await serveEcho(node)
-// the relay (reserved on, or the hop of the relayed address we dial) is not under test
-reportConnections(node, (peer) => (opts.relay != null && opts.relay.endsWith(peer)) || (opts.dial != null && opts.dial.includes(`/p2p/${peer}/p2p-circuit`)))
-
-// the relayed address(es) once the reservation is up (there is no direct listen address)
-if (opts.relay != null) {
-  const deadline = Date.now() + 30_000
-  let relayed = []
-  while (Date.now() < deadline) {
-    relayed = node.getMultiaddrs().map(String).filter(a => a.includes('/p2p-circuit'))
-    if (relayed.length > 0) break
-    await new Promise(resolve => setTimeout(resolve, 50))
-  }
-  if (relayed.length === 0) throw new Error('no relayed address after 30 s')
-  for (const a of relayed) process.stdout.write(`${a}\n`)
-} else {
-  // the harness wants one address line: our id on a placeholder address
-  process.stdout.write(`/ip4/0.0.0.0/tcp/0/p2p/${node.peerId}\n`)
-}
-process.stdout.write('ready\n')
-emit({ event: 'addresses', addrs: node.getMultiaddrs().map(String) })
-
-const stop = async () => { try { await Promise.race([node.stop(), new Promise(resolve => setTimeout(resolve, 2000))]) } finally { process.exit(0) } }
-process.on('SIGTERM', stop)
-createInterface({ input: process.stdin }).on('line', (line) => {
-  if (line.trim() === 'conns') emit({ event: 'conns', conns: node.getConnections().map(describe) })
-}).on('close', stop)
-
-if (opts.dial != null) {
-  try {
-    const conn = await node.dial(multiaddr(opts.dial), { signal: AbortSignal.timeout(DIAL_MS) })
-    emit({ event: 'dialed', ...describe(conn) })
-  } catch (err) {
-    emit({ event: 'dial-failed', error: `${err?.name ?? 'Error'}: ${err?.message ?? err}` })
-  }
-}
+// there is no direct listen address: the relayed one(s), or without a relay our id on a
+// placeholder address (the harness wants one address line)
+if (opts.relay != null) await printRelayedAddrs(node)
+else process.stdout.write(`/ip4/0.0.0.0/tcp/0/p2p/${node.peerId}\n`)
+await runPeer(node, opts.dial)
