@@ -16,7 +16,7 @@ and browser, in a NEW context (empty caches; in WebKitGTK a new MiniBrowser):
 * Pyodide boot: createNode's ``runtimeMs`` stage (``loadPyodide()``), and its total;
 * warm: the same page navigated again in that context (HTTP and compiled-wasm caches filled);
 * with ``--echo N``: N MiB echoed page -> relay over /ws through Python in the page (the
-  ``PY_ECHO`` of browser_run.py), MiB/s.
+  ``ECHO_OPENER_PY`` of browser_run.py with benchmarks/_common.page_echo), MiB/s.
 
 Prints a table (medians, every run) and writes benchmarks/results/browser_matrix_latest.json
 and .md. No exit code depends on a figure.
@@ -44,7 +44,8 @@ MIB = 1 << 20
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
-import browser_run  # noqa: E402  (PYWASM_PAGE, PY_ECHO, PYWASM_ECHO_JS, _boot)
+import browser_run  # noqa: E402  (PYWASM_PAGE, ECHO_OPENER_PY, _boot)
+from benchmarks._common import page_echo  # noqa: E402
 from e2e import browsers  # noqa: E402
 from e2e.harness import SITE, Relay, require, run_js  # noqa: E402
 
@@ -75,8 +76,8 @@ def one_round(browser: Any, relay: Relay, warm: bool, echo_bytes: int) -> dict[s
         url = f"{relay.url}bench/pywasm.html?addr={quote(relay.ws_addr, safe='')}"
         out: dict[str, Any] = {"cold": browser_run._boot(page, url, log)}
         if echo_bytes:
-            arg = {"code": browser_run.PY_ECHO, "addr": relay.ws_addr, "size": echo_bytes, "chunk": 65536}
-            res = run_js(page, browser_run.PYWASM_ECHO_JS, arg, browser_run.ECHO_TIMEOUT)
+            body, arg = page_echo("pywasm", browser_run.ECHO_OPENER_PY, "", relay.ws_addr, echo_bytes, 65536)
+            res = run_js(page, body, arg, browser_run.ECHO_TIMEOUT)
             if res["ok"] and res["value"]["ok"] and res["value"]["bytes"] == echo_bytes:
                 out["echo_mib_s"] = echo_bytes / MIB / res["value"]["seconds"]
             else:

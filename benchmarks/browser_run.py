@@ -50,6 +50,7 @@ JS_OUT = ROOT / ".cache" / "bench" / "browser-js"
 MIB = 1 << 20
 
 sys.path.insert(0, str(ROOT))
+from benchmarks._common import page_echo  # noqa: E402
 from e2e.harness import CHROMIUM, CHROMIUM_ARGS, SITE, Relay, require, run_js  # noqa: E402
 
 # goals (reported, never gating anything)
@@ -79,58 +80,15 @@ const addr = new URLSearchParams(location.search).get('addr');
 window.benchResult = window.jsbench.firstPing(addr);
 </script>"""
 
-# Python run in the page's Pyodide: echo over host.new_stream, read while writing.
-PY_ECHO = r'''
-import asyncio, random, time
-
-_bench_progress = {"written": 0, "read": 0}
-
-async def _bench_echo(host, addr, size, chunk):
-    prog = _bench_progress
-    prog["written"] = prog["read"] = 0
-    payload = random.randbytes(size)
+# The in-page echo (benchmarks/_common.page_echo) to the relay: dialed first (already
+# connected: the page pinged it), then a new stream on that connection, timed.
+ECHO_OPENER_PY = r'''
+async def _bench_opener(host, addr):
     await host.dial(addr)
-    t0 = time.perf_counter()
-    s = await host.new_stream(addr, ["/echo/1.0.0"])
-
-    async def writer():
-        mv = memoryview(payload)
-        for off in range(0, size, chunk):
-            await s.write(mv[off:off + chunk])
-            prog["written"] = off + len(mv[off:off + chunk])
-        await s.close_write()
-
-    async def reader():
-        parts, n = [], 0
-        while True:
-            b = await s.read(1 << 20)
-            if not b:
-                break
-            parts.append(b)
-            n += len(b)
-            prog["read"] = n
-            if n > size:
-                break
-        return b"".join(parts)
-
-    _, got = await asyncio.gather(writer(), reader())
-    dt = time.perf_counter() - t0
-    await s.close()
-    return [dt, len(got), got == payload]
-
-_bench_echo
+    return lambda: host.new_stream(addr, ["/echo/1.0.0"])
 '''
 
-PYWASM_ECHO_JS = """
-const node = window.benchNode;
-const fn = node.pyodide.runPython(arg.code);
-const r = await fn(node.host, arg.addr, arg.size, arg.chunk);
-const [seconds, bytes, ok] = r.toJs();
-r.destroy(); fn.destroy();
-return { seconds, bytes, ok };
-"""
-
-JS_ECHO_JS = "return await window.jsbench.echo(arg.addr, arg.size, arg.chunk)"
+JS_ECHO_JS = "return await window.jsbench.echo(arg.target, arg.size, arg.chunk)"
 
 
 def build_js_page() -> Path:
@@ -226,8 +184,7 @@ def one_round(browser: Any, impl: str, relay: Relay, size: int, chunk: int,
         page.on("pageerror", lambda e: log.append(f"PAGE ERROR: {e}"))
         url = f"{relay.url}bench/{impl}.html?addr={quote(relay.ws_addr, safe='')}"
         out: dict[str, Any] = {"cold": _boot(page, url, log)}
-        body, arg = (PYWASM_ECHO_JS, {"code": PY_ECHO}) if impl == "pywasm" else (JS_ECHO_JS, {})
-        arg.update(addr=relay.ws_addr, size=size, chunk=chunk)
+        body, arg = page_echo(impl, ECHO_OPENER_PY, JS_ECHO_JS, relay.ws_addr, size, chunk)
         cpu0 = _cpu_by_pid()
         res = run_js(page, body, arg, ECHO_TIMEOUT)
         cpu_s = _cpu_used(cpu0, _cpu_by_pid())

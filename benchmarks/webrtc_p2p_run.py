@@ -53,6 +53,7 @@ MIB = 1 << 20
 SITE_OUT = ROOT / ".cache" / "bench" / "site-webrtc-p2p"
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._common import page_echo  # noqa: E402
 from e2e import browsers  # noqa: E402
 from e2e.harness import SITE, Relay, require, run_js  # noqa: E402
 
@@ -160,54 +161,16 @@ window.benchResult = (async () => {
 window.benchResult.catch(() => {}).finally(() => { window.benchDone = true; });
 </script>"""
 
-# Python in page B's Pyodide: echo over a new stream on the direct (not limited) connection.
-PY_ECHO = r'''
-import asyncio, os, time
-
-async def _p2p_echo(host, peer, size, chunk):
+# The in-page echo (benchmarks/_common.page_echo) in page B: a new stream on the direct
+# (not limited, /webrtc) connection to A.
+ECHO_OPENER_PY = r'''
+async def _bench_opener(host, peer):
     conn = next(c for c in host.connections
                 if str(c.remote_peer) == peer and not c.limited and c.muxer_protocol == "/webrtc")
-    block = os.urandom(65536)
-    payload = b"".join(block[i & 255:] + block[:i & 255] for i in range(size // 65536 + 1))[:size]
-    t0 = time.perf_counter()
-    s = await conn.new_stream(["/echo/1.0.0"])
-
-    async def writer():
-        mv = memoryview(payload)
-        for off in range(0, size, chunk):
-            await s.write(mv[off:off + chunk])
-        await s.close_write()
-
-    async def reader():
-        parts, n = [], 0
-        while True:
-            b = await s.read(1 << 20)
-            if not b:
-                break
-            parts.append(b)
-            n += len(b)
-            if n > size:
-                break
-        return b"".join(parts)
-
-    _, got = await asyncio.gather(writer(), reader())
-    dt = time.perf_counter() - t0
-    await s.close()
-    return [dt, len(got), got == payload]
-
-_p2p_echo
+    return lambda: conn.new_stream(["/echo/1.0.0"])
 '''
 
-PYWASM_ECHO_JS = """
-const node = window.benchNode;
-const fn = node.pyodide.runPython(arg.code);
-const r = await fn(node.host, arg.peer, arg.size, arg.chunk);
-const [seconds, bytes, ok] = r.toJs();
-r.destroy(); fn.destroy();
-return { seconds, bytes, ok };
-"""
-
-JS_ECHO_JS = "return await window.p2pbench.echo(arg.peer, arg.size, arg.chunk)"
+JS_ECHO_JS = "return await window.p2pbench.echo(arg.target, arg.size, arg.chunk)"
 
 STOP_JS = {"pywasm": "await window.benchNode?.stop()", "js": "await window.p2pbench.stop()"}
 
@@ -286,8 +249,7 @@ def one_round(browser: Any, impl: str, relay: Relay, size: int, chunk: int) -> d
         if impl == "pywasm":
             out["timings"] = {"A": a.get("timings"), "B": b.get("timings")}
             out["dial_stages"] = b["marks"].get("stages")
-        body, arg = (PYWASM_ECHO_JS, {"code": PY_ECHO}) if impl == "pywasm" else (JS_ECHO_JS, {})
-        arg.update(peer=b["peer"], size=size, chunk=chunk)
+        body, arg = page_echo(impl, ECHO_OPENER_PY, JS_ECHO_JS, b["peer"], size, chunk)
         res = run_js(pb, body, arg, STEP_TIMEOUT * 3)
         if not res["ok"]:
             out["echo_error"] = res["error"]
