@@ -40,17 +40,19 @@ import datetime as _dt
 import json
 import os
 import platform
-import queue
 import resource
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.native._proc import Proc, ProcError, child_env  # noqa: E402
+
 RESULTS = HERE / "results"
 MIB = 1 << 20
 SINK = "/pywasm-bench/sink/1.0.0"
@@ -263,62 +265,40 @@ async def worker_main() -> None:
 # ====================================================================== orchestrator
 
 
-class Proc:
-    """A child process speaking lines on stdout; stderr to a temp file; stopped by its PID."""
+class Child(Proc):
+    """A relay or a worker (tests/native/_proc.Proc, with a stdin pipe: the workers take
+    their commands there, and closing it asks either to exit)."""
 
     def __init__(self, argv: list[str], name: str) -> None:
-        import tempfile
-
+        super().__init__(argv, child_env(), stdin=subprocess.PIPE, preexec_fn=_raise_nofile)
         self.name = name
-        self.err = tempfile.TemporaryFile()
-        self.p = subprocess.Popen(argv, cwd=str(ROOT), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                  stderr=self.err, env=dict(os.environ, PYTHONUNBUFFERED="1"),
-                                  preexec_fn=_raise_nofile)
-        self.lines: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._pump, daemon=True).start()
-
-    def _pump(self) -> None:
-        assert self.p.stdout is not None
-        for raw in self.p.stdout:
-            self.lines.put(raw.decode("utf-8", "replace").rstrip("\n"))
-        self.lines.put(None)
-
-    def line(self, timeout: float) -> str:
-        try:
-            ln = self.lines.get(timeout=timeout)
-        except queue.Empty:
-            raise RuntimeError(f"{self.name}: nothing within {timeout:.0f} s\n{self.stderr()}") from None
-        if ln is None:
-            raise RuntimeError(f"{self.name} exited ({self.p.poll()})\n{self.stderr()}")
-        return ln
 
     def send(self, obj: dict[str, Any]) -> None:
-        assert self.p.stdin is not None
-        self.p.stdin.write((json.dumps(obj) + "\n").encode())
-        self.p.stdin.flush()
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(obj) + "\n")
+        self.proc.stdin.flush()
 
     def result(self, timeout: float = CMD_TIMEOUT) -> dict[str, Any]:
-        out = json.loads(self.line(timeout))
+        out = json.loads(self.next_line(timeout=timeout))
         if "error" in out:
-            raise RuntimeError(f"{self.name}: {out['error']}\n{self.stderr()}")
+            raise RuntimeError(f"{self.name}: {out['error']}\n{self.stderr_tail()}")
         return out
 
-    def stderr(self) -> str:
-        self.err.seek(0)
-        return self.err.read().decode("utf-8", "replace")[-3000:]
+    def stderr_tail(self) -> str:
+        return self.stderr_text()[-3000:]
 
     def stop(self, timeout: float = 20.0) -> None:
+        """Close stdin and wait; then SIGTERM, then SIGKILL, this PID only."""
         try:
-            if self.p.stdin:
-                self.p.stdin.close()
-            self.p.wait(timeout)
-        except (subprocess.TimeoutExpired, OSError, BrokenPipeError):
-            self.p.terminate()
+            if self.proc.stdin:
+                self.proc.stdin.close()
+            self.proc.wait(timeout)
+        except (subprocess.TimeoutExpired, OSError):
+            self.proc.terminate()
             try:
-                self.p.wait(5)
+                self.proc.wait(5)
             except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait()
+                self.kill()
 
 
 def _raise_nofile() -> None:
@@ -357,29 +337,28 @@ class RelayUnderTest:
                     "--relay-max-circuits", n, "--relay-max-circuits-per-peer", n,
                     "--relay-circuit-duration", "0", "--relay-circuit-data", "0"]
         else:
-            sys.path.insert(0, str(ROOT))
             from tests.interop.harness import node_command
 
             script = ROOT / ".cache" / "bench" / "js_relay_capacity.mjs"  # under ROOT: finds node_modules
             script.parent.mkdir(parents=True, exist_ok=True)
             script.write_text(JS_RELAY)
             argv = [*node_command(), str(script), str(max_n)]
-        self.proc = Proc(argv, f"{impl}-relay")
+        self.proc = Child(argv, f"{impl}-relay")
         self.addr = ""
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            ln = self.proc.line(60).strip()
+            ln = self.proc.next_line(self.addr, 60).strip()
             if ln.startswith("/ip4/") and "/tcp/" in ln and "/ws" not in ln and "/p2p/" in ln and not self.addr:
                 self.addr = ln
             if self.addr and (impl == "js" and ln == "ready" or impl == "pywasm"):
                 break
         if not self.addr:
-            raise RuntimeError(f"{impl} relay printed no TCP address\n{self.proc.stderr()}")
-        self.pid = self.proc.p.pid
+            raise RuntimeError(f"{impl} relay printed no TCP address\n{self.proc.stderr_tail()}")
+        self.pid = self.proc.pid
 
     def stop(self) -> None:
-        if self.impl == "pywasm" and self.proc.p.poll() is None:
-            self.proc.p.terminate()
+        if self.impl == "pywasm" and self.proc.proc.poll() is None:
+            self.proc.proc.terminate()
         self.proc.stop()
 
 
@@ -399,17 +378,17 @@ class ImplRun:
     def __init__(self, impl: str, args: argparse.Namespace, max_n: int) -> None:
         self.impl, self.args = impl, args
         self.relay = RelayUnderTest(impl, max_n)
-        self.workers: list[Proc] = []
+        self.workers: list[Child] = []
         self.out: dict[str, Any] = {"impl": impl, "relay_addr": self.relay.addr, "reservations": [], "streams": []}
         self.held = 0
         self.listen_addrs: list[str] = []
 
     def start(self) -> None:
-        self.workers = [Proc([sys.executable, str(Path(__file__).resolve()), "worker"], f"{self.impl}-worker{i}")
+        self.workers = [Child([sys.executable, str(Path(__file__).resolve()), "worker"], f"{self.impl}-worker{i}")
                         for i in range(self.args.workers)]
         for w in self.workers:
-            if w.line(120) != "ready":
-                raise RuntimeError(f"{w.name} did not start\n{w.stderr()}")
+            if w.next_line(timeout=120) != "ready":
+                raise RuntimeError(f"{w.name} did not start\n{w.stderr_tail()}")
         time.sleep(0.5)
         self.out["rss_idle_mib"] = round(rss_kib(self.relay.pid) / 1024, 1)
         # warm-up (JIT, first-use allocations, imports): a few reservations, held but not counted
@@ -513,7 +492,7 @@ class ImplRun:
         for w in self.workers:
             try:
                 w.result(60)
-            except RuntimeError:
+            except (RuntimeError, ProcError):
                 pass
             w.stop()
         self.relay.stop()
@@ -611,7 +590,6 @@ def _loadavg() -> str:
 
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "worker":
-        sys.path.insert(0, str(ROOT))
         asyncio.run(worker_main())
         return 0
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

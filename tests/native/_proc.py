@@ -1,4 +1,5 @@
-"""Subprocess plumbing shared by the native CLI and relay tests.
+"""Subprocess plumbing shared by the native CLI and relay tests (and
+benchmarks/relay_capacity.py's relays and workers).
 
 Every process started here is tracked by its PID and only those are signalled.
 """
@@ -10,11 +11,13 @@ import queue
 import signal
 import subprocess
 import threading
+from collections import deque
 from pathlib import Path
-from typing import Callable, Iterator, TypeVar
+from typing import IO, Callable, Iterator, TypeVar
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT = 30.0
+STDERR_LINES = 2000  # the tail of a child's stderr kept for failure messages
 
 
 def child_env(*paths: Path) -> dict[str, str]:
@@ -25,23 +28,31 @@ def child_env(*paths: Path) -> dict[str, str]:
     return env
 
 
+class ProcError(AssertionError):
+    """A child printed no line in time or exited early (a failed check in a test)."""
+
+
 class Proc:
     """A child process; its stdout lines arrive through a queue (``None`` at EOF)."""
 
     name = "process"
 
-    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+    def __init__(self, argv: list[str], env: dict[str, str], *, stdin: int | IO[str] | None = None,
+                 preexec_fn: Callable[[], None] | None = None) -> None:
         self.proc = subprocess.Popen(
             argv,
+            stdin=stdin,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            errors="replace",
             cwd=ROOT,
             env=env,
+            preexec_fn=preexec_fn,
         )
         self.pid = self.proc.pid
         self.lines: queue.Queue[str | None] = queue.Queue()
-        self.stderr: list[str] = []
+        self.stderr: deque[str] = deque(maxlen=STDERR_LINES)
         threading.Thread(target=self._pump_out, daemon=True).start()
         threading.Thread(target=self._pump_err, daemon=True).start()
 
@@ -56,15 +67,20 @@ class Proc:
         for line in self.proc.stderr:
             self.stderr.append(line)
 
-    def next_line(self, printed: str) -> str:
-        """The next stdout line within STARTUP_TIMEOUT; ``printed`` describes what came so far."""
+    def next_line(self, printed: str = "", timeout: float = STARTUP_TIMEOUT) -> str:
+        """The next stdout line within ``timeout``; ``printed`` describes what came so far."""
         try:
-            line = self.lines.get(timeout=STARTUP_TIMEOUT)
+            line = self.lines.get(timeout=timeout)
         except queue.Empty:
-            raise AssertionError(f"{self.name} printed {printed} only; stderr: {''.join(self.stderr)}") from None
+            so_far = f" (printed so far: {printed})" if printed else ""
+            raise ProcError(f"{self.name}: no line within {timeout:.0f} s{so_far}; "
+                            f"stderr: {self.stderr_text()}") from None
         if line is None:
-            raise AssertionError(f"{self.name} exited early ({self.proc.wait()}); stderr: {''.join(self.stderr)}")
+            raise ProcError(f"{self.name} exited early ({self.proc.wait()}); stderr: {self.stderr_text()}")
         return line
+
+    def stderr_text(self) -> str:
+        return "".join(self.stderr)
 
     def signal(self, sig: int) -> int:
         if self.proc.poll() is None:
