@@ -55,28 +55,44 @@ def require(path: Path, what: str) -> Path:
 # ------------------------------------------------------------------ relay
 
 
+LOOPBACK_LISTEN = ("/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/tcp/0/ws")
+
+
 @dataclass
 class Relay:
-    """`pywasm-relay` on ephemeral ports with a temporary data dir; stdout parsed on a thread."""
+    """`pywasm-relay`; stdout parsed on a thread. By default on ephemeral ports with a
+    temporary data dir (removed at stop). Fixed ``listen`` addresses, ``http_port`` and a
+    ``data_dir`` of the caller's (kept) make a restart bring back the same identity and
+    addresses: :meth:`start` may be called again after :meth:`stop`."""
 
     site: Path | None = None
     extra_args: list[str] = field(default_factory=list)
+    listen: list[str] = field(default_factory=lambda: list(LOOPBACK_LISTEN))
+    http_port: int = 0
+    data_dir: Path | None = None
     url: str = ""
     addrs: list[str] = field(default_factory=list)
     proc: subprocess.Popen[bytes] | None = None
     _lines: queue.Queue[str | None] = field(default_factory=queue.Queue)
     _stdout: list[str] = field(default_factory=list)
+    _temp_data: tempfile.TemporaryDirectory[str] | None = field(default=None, init=False, repr=False)
 
     def start(self, timeout: float = RELAY_START_TIMEOUT) -> "Relay":
         require(RELAY_BIN, "pywasm-relay")
-        self._data = tempfile.TemporaryDirectory(prefix="pywasm-e2e-relay-")
+        assert not self.alive(), "relay already running"
+        if self.proc is not None:  # a restart: this run's output only
+            self.url, self.addrs, self._lines = "", [], queue.Queue()
+            self._stdout.append("----- restart -----")
+        data_dir = self.data_dir
+        if data_dir is None:
+            self._temp_data = tempfile.TemporaryDirectory(prefix="pywasm-e2e-relay-")
+            data_dir = Path(self._temp_data.name)
         self._stderr = tempfile.TemporaryFile()
         self.argv = [
             str(RELAY_BIN),
-            "--listen", "/ip4/127.0.0.1/tcp/0",
-            "--listen", "/ip4/127.0.0.1/tcp/0/ws",
-            "--http", "127.0.0.1:0",
-            "--data-dir", self._data.name,
+            *(arg for a in self.listen for arg in ("--listen", a)),
+            "--http", f"127.0.0.1:{self.http_port}",
+            "--data-dir", str(data_dir),
             *(["--site", str(self.site)] if self.site else []),
             *self.extra_args,
         ]
@@ -85,7 +101,7 @@ class Relay:
             self.argv, cwd=str(ROOT), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=self._stderr, env=env,
         )
-        threading.Thread(target=self._pump, name="relay-stdout", daemon=True).start()
+        threading.Thread(target=self._pump, args=(self.proc, self._lines), name="relay-stdout", daemon=True).start()
         deadline = time.monotonic() + timeout
         # ready once the http URL and a /ws address are printed; give the rest 0.3 s to follow
         settle: float | None = None
@@ -111,13 +127,14 @@ class Relay:
                 settle = time.monotonic() + 0.3
         return self
 
-    def _pump(self) -> None:
-        assert self.proc is not None and self.proc.stdout is not None
-        for raw in self.proc.stdout:
+    def _pump(self, proc: subprocess.Popen[bytes], lines: queue.Queue[str | None]) -> None:
+        # this run's process and queue: a restart's pump does not mix into the next run's
+        assert proc.stdout is not None
+        for raw in proc.stdout:
             line = raw.decode("utf-8", "replace").rstrip("\n")
             self._stdout.append(line)
-            self._lines.put(line)
-        self._lines.put(None)
+            lines.put(line)
+        lines.put(None)
 
     @property
     def ws_addr(self) -> str:
@@ -153,14 +170,17 @@ class Relay:
         return self.proc is not None and self.proc.poll() is None
 
     def stop(self) -> int | None:
-        """SIGTERM this PID, SIGKILL after STOP_TIMEOUT; returns the exit code."""
+        """SIGTERM this PID, SIGKILL after STOP_TIMEOUT; returns the exit code. A data dir
+        of the caller's stays."""
         if self.proc is None:
             return None
         terminate(self.proc, STOP_TIMEOUT)
-        try:
-            self._data.cleanup()
-        except OSError:
-            pass
+        if self._temp_data is not None:
+            try:
+                self._temp_data.cleanup()
+            except OSError:
+                pass
+            self._temp_data = None
         return self.proc.returncode
 
 

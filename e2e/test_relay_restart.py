@@ -15,11 +15,6 @@ reservation; each page's reservation expiry must have moved forward too.
 from __future__ import annotations
 
 import json
-import os
-import queue
-import subprocess
-import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,8 +23,7 @@ from typing import Any
 import pytest
 
 from e2e import conftest as e2e_conftest
-from e2e.harness import RELAY_BIN, RELAY_START_TIMEOUT, ROOT, SITE, Relay, boot_node, closed_port, must_py, require, run_js
-from tests.interop.harness import terminate
+from e2e.harness import SITE, Relay, boot_node, closed_port, must_py, run_js
 
 FEATURE_NEEDS = ("WebAssembly",)
 ECHO = "/test/relayed-echo/1.0.0"
@@ -40,75 +34,18 @@ BACKOFF_MAX = 2.0
 DOWNTIME = 4.0
 
 
-class RestartableRelay(Relay):
-    """``pywasm-relay`` on fixed 127.0.0.1 ports with a data dir that outlives a stop, so
-    :meth:`start` after :meth:`stop` brings back the same identity and addresses."""
-
-    def __init__(self, data_dir: Path) -> None:
-        super().__init__(site=SITE)
-        self.data_dir = data_dir
-        self.tcp_port, self.ws_port, self.http_port = closed_port(), closed_port(), closed_port()
-        self.pids: list[int] = []
-
-    def start(self, timeout: float = RELAY_START_TIMEOUT) -> "RestartableRelay":
-        require(RELAY_BIN, "pywasm-relay")
-        assert not self.alive(), "relay already running"
-        self.url, self.addrs = "", []
-        self._lines = queue.Queue()
-        self._stdout.append(f"----- start #{len(self.pids) + 1} -----")
-        self._stderr = tempfile.TemporaryFile()
-        self.argv = [
-            str(RELAY_BIN),
-            "--listen", f"/ip4/127.0.0.1/tcp/{self.tcp_port}",
-            "--listen", f"/ip4/127.0.0.1/tcp/{self.ws_port}/ws",
-            "--http", f"127.0.0.1:{self.http_port}",
-            "--data-dir", str(self.data_dir),
-            "--site", str(self.site),
-            "-v",
-        ]
-        self.proc = subprocess.Popen(
-            self.argv, cwd=str(ROOT), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._stderr,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        self.pids.append(self.proc.pid)
-        threading.Thread(target=self._pump, name="relay-stdout", daemon=True).start()
-        deadline = time.monotonic() + timeout
-        while not (self.url and any("/ws/p2p/" in a for a in self.addrs)):
-            if time.monotonic() >= deadline:
-                self.stop()
-                raise AssertionError(f"relay printed no http URL and /ws address in {timeout:.0f}s\n{self.describe()}")
-            try:
-                line = self._lines.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            if line is None:
-                raise AssertionError(f"relay exited during startup\n{self.describe()}")
-            line = line.strip()
-            if line.startswith("http://"):
-                self.url = line if line.endswith("/") else line + "/"
-            elif line.startswith("/"):
-                self.addrs.append(line)
-        return self
-
-    def stop(self) -> int | None:
-        """SIGTERM this PID (SIGKILL after a few seconds); the data dir stays."""
-        if self.proc is None:
-            return None
-        terminate(self.proc)
-        return self.proc.returncode
-
-
 @pytest.fixture
-def restartable_relay(tmp_path: Path) -> Iterator[RestartableRelay]:
-    require(SITE / "pywasm.mjs", "site bundle (.cache/site/pywasm.mjs)")
-    r = RestartableRelay(tmp_path / "relay-data")
-    e2e_conftest._RELAYS.append(r)  # its output goes into the report of a failing test
+def restartable_relay(tmp_path: Path) -> Iterator[Relay]:
+    """A relay on fixed 127.0.0.1 ports with a data dir that outlives a stop, so ``start()``
+    after ``stop()`` brings back the same identity and addresses."""
+    listen = [f"/ip4/127.0.0.1/tcp/{closed_port()}", f"/ip4/127.0.0.1/tcp/{closed_port()}/ws"]
+    # registered there: its output goes into the report of a failing test
+    r = e2e_conftest._start_relay(site=SITE, listen=listen, http_port=closed_port(),
+                                  data_dir=tmp_path / "relay-data", extra_args=["-v"])
     try:
-        yield r.start()
+        yield r
     finally:
-        r.stop()
-        if r in e2e_conftest._RELAYS:
-            e2e_conftest._RELAYS.remove(r)
+        e2e_conftest._stop_relay(r)
 
 
 # In a page: shorten the reservation keeper's backoff, serve a relayed echo, reserve.
@@ -202,7 +139,7 @@ def _check_backoff(state: dict[str, Any], downtime: float) -> list[dict[str, Any
 @pytest.mark.browser_feature(
     "relay restart: pages reserve again with backoff, then reach each other through it", needs=FEATURE_NEEDS
 )
-def test_pages_reserve_again_after_relay_restart(new_page: Any, restartable_relay: RestartableRelay) -> None:
+def test_pages_reserve_again_after_relay_restart(new_page: Any, restartable_relay: Relay) -> None:
     relay = restartable_relay
     relay_id, ws = relay.peer_id, relay.ws_addr
     first_pid = relay.proc.pid if relay.proc else 0
