@@ -34,7 +34,7 @@ T0=$(date +%s)
 say() { printf '[setup-browsers] %s\n' "$*"; }
 die() { printf '[setup-browsers] ERROR: %s\n' "$*" >&2; exit 1; }
 
-# stamp_key, stamp_ok, stamp_set, logged
+# stamp_key, stamp_ok, stamp_set, logged, apt_ensure
 source "$ROOT/scripts/setup_lib.sh"
 
 browsers_present() {
@@ -42,17 +42,8 @@ browsers_present() {
 }
 
 browser_packages() {
-  if browsers_present; then
-    say "firefox-esr, webkit2gtk-driver, xvfb: present"
-    return
-  fi
-  if [[ "$(id -u)" != 0 ]]; then
-    say "WARNING: browsers missing and not root: the Firefox/WebKit e2e columns will fail until root runs:"
-    say "  apt-get update && apt-get install -y ${APT_PACKAGES[*]}"
-    return
-  fi
-  apt_install browsers --no-install-recommends "${APT_PACKAGES[@]}"
-  browsers_present || die "apt finished but $FIREFOX_BIN, $WEBKIT_DRIVER_BIN or xvfb-run is missing"
+  apt_ensure browsers browsers_present "firefox-esr, webkit2gtk-driver, xvfb" \
+    "the Firefox/WebKit e2e columns" "${APT_PACKAGES[@]}"
 }
 
 selenium() {

@@ -1,5 +1,5 @@
-# Stamp and log helpers shared by scripts/setup*.sh (sourced, not run). The caller sets
-# CACHE and STAMPS and defines die() before sourcing this file.
+# Stamp, log and apt helpers shared by scripts/setup*.sh (sourced, not run). The caller
+# sets CACHE and STAMPS and defines say() and die() before sourcing this file.
 
 # sha256 over strings and file contents: stamp_key "literal" @file ...
 stamp_key() {
@@ -51,4 +51,23 @@ apt_install() {
     stamp_set apt-update "$(date -u +%F)"
     logged "apt-$name" apt-get install -y "$@"
   fi
+}
+
+# apt_ensure NAME PRESENT_FN WHAT NEEDED_BY PACKAGE...: nothing to do when PRESENT_FN (a
+# command) succeeds. Otherwise, as root, apt_install the packages (--no-install-recommends)
+# and require PRESENT_FN afterwards; not root, a warning naming NEEDED_BY (what fails until
+# root installs them, since only some tests need them) and the command to run.
+apt_ensure() {
+  local name="$1" present="$2" what="$3" needed_by="$4"; shift 4
+  if "$present"; then
+    say "$what: present"
+    return
+  fi
+  if [[ "$(id -u)" != 0 ]]; then
+    say "WARNING: $what missing and not root: $needed_by will fail until root runs:"
+    say "  apt-get update && apt-get install -y --no-install-recommends $*"
+    return
+  fi
+  apt_install "$name" --no-install-recommends "$@"
+  "$present" || die "apt finished but $what still missing"
 }

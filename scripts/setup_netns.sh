@@ -30,7 +30,7 @@ T0=$(date +%s)
 say() { printf '[setup-netns] %s\n' "$*"; }
 die() { printf '[setup-netns] ERROR: %s\n' "$*" >&2; exit 1; }
 
-# stamp_key, stamp_ok, stamp_set, logged
+# stamp_key, stamp_ok, stamp_set, logged, apt_ensure
 source "$ROOT/scripts/setup_lib.sh"
 
 tools_present() {
@@ -39,17 +39,8 @@ tools_present() {
 }
 
 netns_packages() {
-  if tools_present; then
-    say "nftables, iproute2, unshare, nsenter: present"
-    return
-  fi
-  if [[ "$(id -u)" != 0 ]]; then
-    say "WARNING: nft/ip missing and not root: the NAT hole-punching tests will fail until root runs:"
-    say "  apt-get update && apt-get install -y --no-install-recommends ${APT_PACKAGES[*]}"
-    return
-  fi
-  apt_install netns --no-install-recommends "${APT_PACKAGES[@]}"
-  tools_present || die "apt finished but nft, ip, unshare or nsenter is missing"
+  apt_ensure netns tools_present "nftables, iproute2, unshare, nsenter" \
+    "the NAT hole-punching tests" "${APT_PACKAGES[@]}"
 }
 
 netns_probe() {
