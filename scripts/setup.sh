@@ -21,6 +21,7 @@
 #   browsers        scripts/setup_browsers.sh: Debian firefox-esr, webkit2gtk-driver, xvfb,
 #                   selenium (pinned) for WebKitWebDriver; e2e runs in all three browsers
 #   netns           scripts/setup_netns.sh: Debian nftables + iproute2 for the NAT hole-punching tests
+#   pquic           scripts/setup_pquic.sh: .cache/venv-relay-pquic (CPython >= 3.12 + aiopquic 0.6.1) for pywasm-relay --webtransport-backend aiopquic
 #   (later)         Pyodide wheels: see the hooks near the end
 #
 # Network: only PyPI, npm and Debian apt are reachable here; nothing else is fetched.
@@ -181,6 +182,7 @@ main() {
   # Firefox ESR, WebKitGTK's driver, Xvfb and selenium for the cross-browser e2e suite
   bash "$ROOT/scripts/setup_browsers.sh"
   bash "$ROOT/scripts/setup_netns.sh"
+  bash "$ROOT/scripts/setup_pquic.sh"
   say "done in $(( $(date +%s) - T0 ))s"
 }
 

@@ -151,6 +151,33 @@ def quic_configuration(*, is_client: bool, max_datagram_size: int = DEFAULT_MAX_
     return cfg
 
 
+class RemoteStreamIds:
+    """Remote-opened bidirectional stream ids a session already announced: every id below
+    the floor, plus the ones above it that arrived out of order. Shared with the relay's
+    aiopquic backend (relay-server/pywasm_relay/webtransport_pquic.py)."""
+
+    __slots__ = ("parity", "_floor", "_seen")
+
+    def __init__(self, parity: int) -> None:
+        self.parity = parity  # 0: client-opened ids (we are the server), 1: server-opened
+        self._floor = parity
+        self._seen: set[int] = set()
+
+    def claim(self, stream_id: int) -> bool:
+        """True once per stream id the remote opened; False for ids seen before and for
+        ids of our own streams (both are streams the session already forgot)."""
+        if stream_id & 0x1 != self.parity or stream_id < self._floor or stream_id in self._seen:
+            return False
+        self._seen.add(stream_id)
+        if len(self._seen) > _MAX_STREAM_ID_GAPS:
+            # a peer that skips ids for good: count its oldest gap as seen
+            self._floor = min(self._seen)
+        while self._floor in self._seen:
+            self._seen.discard(self._floor)
+            self._floor += 4
+        return True
+
+
 class WebTransportStream:
     """One native bidirectional WebTransport stream (the Stream contract)."""
 
@@ -217,7 +244,7 @@ class WebTransportStream:
                 if self._credit >= DEFAULT_STREAM_WINDOW // 4:
                     # enough was read to be worth a MAX_STREAM_DATA (see _install_flow_control)
                     self._credit = 0
-                    self.session.proto.schedule_transmit()
+                    self.session._credit_due()
                 return data
             if self._reset_in:
                 raise StreamResetError(f"WebTransport stream {self.stream_id} was reset"
@@ -316,12 +343,9 @@ class WebTransportSession:
         self.send_high_water = send_high_water
         self.max_pending_streams = max_pending_streams
         self.streams: dict[int, WebTransportStream] = {}
-        # Remote-opened bidirectional stream ids already announced: every id below the
-        # floor, plus the ones above it that arrived out of order (see _claim_remote_id)
-        self._remote_parity = 1 if proto._quic.configuration.is_client else 0
-        self._remote_floor = self._remote_parity
-        self._remote_seen: set[int] = set()
-        if session_id & 0x1 == self._remote_parity:
+        self._remote_ids = RemoteStreamIds(1 if proto._quic.configuration.is_client else 0)
+        self._claim_remote_id = self._remote_ids.claim
+        if session_id & 0x1 == self._remote_ids.parity:
             self._claim_remote_id(session_id)  # the CONNECT stream is no WebTransport stream
         self._pending: asyncio.Queue[WebTransportStream | None] = asyncio.Queue()
         self._closed = False
@@ -387,19 +411,9 @@ class WebTransportSession:
             self._pending.put_nowait(stream)
         stream._feed(data, ended)
 
-    def _claim_remote_id(self, stream_id: int) -> bool:
-        """True once per stream id the remote opened; False for ids seen before and for
-        ids of our own streams (both are streams this session already forgot)."""
-        if stream_id & 0x1 != self._remote_parity or stream_id < self._remote_floor or stream_id in self._remote_seen:
-            return False
-        self._remote_seen.add(stream_id)
-        if len(self._remote_seen) > _MAX_STREAM_ID_GAPS:
-            # a peer that skips ids for good: count its oldest gap as seen
-            self._remote_floor = min(self._remote_seen)
-        while self._remote_floor in self._remote_seen:
-            self._remote_seen.discard(self._remote_floor)
-            self._remote_floor += 4
-        return True
+    def _credit_due(self) -> None:
+        # a stream's reader consumed enough for a MAX_STREAM_DATA: let the transmit path send it
+        self.proto.schedule_transmit()
 
     def _ended(self, why: str) -> None:
         if self._closed:
@@ -835,6 +849,7 @@ __all__ = [
     "DEFAULT_MAX_STREAM_BUFFER",
     "DEFAULT_SEND_HIGH_WATER",
     "NativeWebTransportTransport",
+    "RemoteStreamIds",
     "WebTransportConnection",
     "WebTransportProtocol",
     "WebTransportSession",

@@ -52,6 +52,8 @@ DEFAULT_HTTP = "127.0.0.1:8080"
 KEY_FILE_NAME = "identity.key"
 #: Transports a browser can dial: what /relay.json advertises under "multiaddrs".
 BROWSER_PROTOCOLS = frozenset({"ws", "wss", "webtransport", "webrtc-direct"})
+#: ``--webtransport-backend`` choices (aiopquic: relay-server/pywasm_relay/webtransport_pquic.py)
+WEBTRANSPORT_BACKENDS = ("aioquic", "aiopquic")
 
 log = logging.getLogger("pywasm_relay")
 
@@ -114,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"state directory; the identity key is DIR/{KEY_FILE_NAME} (default .cache/relay)")
     p.add_argument("--max-connections", type=_positive_int, default=DEFAULT_MAX_CONNECTIONS, metavar="N",
                    help=f"libp2p connections held at once; more are refused (default {DEFAULT_MAX_CONNECTIONS})")
+    p.add_argument("--webtransport-backend", choices=WEBTRANSPORT_BACKENDS, default="aioquic",
+                   help="QUIC stack of the WebTransport listener (default aioquic; aiopquic: picoquic, several "
+                        "times the throughput, needs Python >= 3.12 and binds every address: docs/webtransport.md)")
     add_relay_flags(p)
     p.add_argument("-v", "--verbose", action="count", default=0, help="more logging on stderr (-vv: debug)")
     return p
@@ -140,10 +145,9 @@ async def run(args: argparse.Namespace) -> int:
     if not os.path.isdir(site):
         raise UsageError(f"{PROG}: site directory {site} not found; run `bash scripts/build_site.sh` first (or pass --site DIR)")
     listen = list(args.listen) if args.listen else [_multiaddr(a) for a in DEFAULT_LISTEN]
-    from .webtransport import WebTransportListenTransport
-
     # the certificate store is opened lazily, at listen time, inside the data dir made below
-    transports = [*default_transports(), WebTransportListenTransport(os.path.abspath(args.data_dir))]
+    transports = [*default_transports(), _webtransport_transport(args.webtransport_backend,
+                                                                 os.path.abspath(args.data_dir))]
     transports += _webrtc_direct_transports(os.path.abspath(args.data_dir))
     for ma in listen:
         if not any(t.can_listen(ma) for t in transports):
@@ -158,6 +162,21 @@ async def run(args: argparse.Namespace) -> int:
     with _StopSignals() as stop:
         await _serve(args, site, key, listen, transports, stop)
     return EXIT_OK
+
+
+def _webtransport_transport(backend: str, data_dir: str) -> Any:
+    if backend == "aiopquic":
+        try:
+            from .webtransport_pquic import PquicWebTransportListenTransport
+        except ImportError as exc:
+            raise UsageError(
+                f"{PROG}: --webtransport-backend aiopquic needs Python >= 3.12 with aiopquic==0.6.1 "
+                f"(this is Python {sys.version_info[0]}.{sys.version_info[1]}: {exc}); run `bash scripts/setup_pquic.sh` "
+                "and start .cache/venv-relay-pquic/bin/pywasm-relay") from None
+        return PquicWebTransportListenTransport(data_dir)
+    from .webtransport import WebTransportListenTransport
+
+    return WebTransportListenTransport(data_dir)
 
 
 def _webrtc_direct_transports(data_dir: str) -> list[Any]:

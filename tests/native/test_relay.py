@@ -240,3 +240,15 @@ def test_missing_site_and_bad_flags_exit_2(site: Path, tmp_path: Path) -> None:
         assert res.returncode == 2, (args, res.returncode, res.stderr)
         assert len(res.stderr.strip().splitlines()) == 1, (args, res.stderr)
         assert res.stdout == "", (args, res.stdout)
+
+
+def test_aiopquic_backend_on_python_3_11_explains_itself(site: Path, tmp_path: Path) -> None:
+    """aiopquic exists only for Python >= 3.12: asking the 3.11 relay for it is a usage
+    error naming the venv that has it, not a traceback."""
+    if sys.version_info >= (3, 12):
+        raise AssertionError("this test is about the project's Python 3.11 venv")
+    res = _run(*PORTS_0, "--webtransport-backend", "aiopquic", "--site", str(site), "--data-dir", str(tmp_path / "d"))
+    assert res.returncode == 2, res.stderr
+    (line,) = res.stderr.strip().splitlines()
+    assert "Python >= 3.12" in line and "scripts/setup_pquic.sh" in line, line
+    assert res.stdout == ""
