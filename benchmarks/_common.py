@@ -65,7 +65,7 @@ async def wait_for_stop() -> None:
 # stream to the last byte, bytes back, byte-exact]. The page's code defines
 # ``_bench_opener(host, target)`` first (setup left out of the time): it returns a function
 # that opens the stream. Progress stays in ``_bench_progress`` for a stalled run.
-_PAGE_ECHO_PY = r'''
+PAGE_ECHO_PY = r'''
 import asyncio, random, time
 
 _bench_progress = {"written": 0, "read": 0}
@@ -124,8 +124,8 @@ def page_echo(impl: str, opener_py: str, js_body: str, target: str, size: int,
     reads ``arg.target``, ``arg.size``, ``arg.chunk``). Both answer {seconds, bytes, ok}."""
     arg: dict[str, Any] = {"target": target, "size": size, "chunk": chunk}
     if impl == "pywasm":
-        return _PAGE_ECHO_JS, {**arg, "code": opener_py + _PAGE_ECHO_PY}
+        return _PAGE_ECHO_JS, {**arg, "code": opener_py + PAGE_ECHO_PY}
     return js_body, arg
 
 
-__all__ = ["emit", "page_echo", "parse_args", "wait_for_stop"]
+__all__ = ["PAGE_ECHO_PY", "emit", "page_echo", "parse_args", "wait_for_stop"]

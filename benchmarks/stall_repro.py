@@ -34,6 +34,7 @@ ROOT = HERE.parent
 MIB = 1 << 20
 sys.path.insert(0, str(ROOT))
 import e2e.harness as harness  # noqa: E402
+from benchmarks._common import PAGE_ECHO_PY  # noqa: E402
 from benchmarks.browser_run import bench_site  # noqa: E402
 from e2e.harness import CHROMIUM, CHROMIUM_ARGS, Relay, must, run_js  # noqa: E402
 
@@ -100,8 +101,12 @@ from pywasm_relay.app import main
 sys.exit(main(sys.argv[1:]))
 '''
 
-PAGE_PY = DUMP_PY + r'''
-import asyncio, random, time, traceback
+PAGE_PY = DUMP_PY + PAGE_ECHO_PY + r'''
+import asyncio, traceback
+
+async def _bench_opener(host, addr):
+    # the page pinged the relay at boot, so the connection is there
+    return lambda: host.new_stream(addr, ["/echo/1.0.0"])
 
 # Record any exception raised while *scheduling* a callback (a Future whose set_result
 # fails there never wakes its waiter).
@@ -117,47 +122,21 @@ def _probe_call_later(self, delay, callback, *args, context=None):
         raise
 type(_loop).call_later = _probe_call_later
 
-_stall = {"written": 0, "read": 0, "result": None, "error": None}
+_stall = {"result": None, "error": None}
 
-async def _stall_echo(host, addr, size, chunk):
-    prog = _stall
-    prog.update(written=0, read=0, result=None, error=None)
+async def _stall_run(host, addr, size, chunk):
+    _stall.update(result=None, error=None)
     try:
-        payload = random.randbytes(size)
-        t0 = time.perf_counter()
-        s = await host.new_stream(addr, ["/echo/1.0.0"])
-
-        async def writer():
-            mv = memoryview(payload)
-            for off in range(0, size, chunk):
-                await s.write(mv[off:off + chunk])
-                prog["written"] = min(off + chunk, size)
-            await s.close_write()
-
-        async def reader():
-            parts, n = [], 0
-            while True:
-                b = await s.read(1 << 20)
-                if not b:
-                    break
-                parts.append(b)
-                n += len(b)
-                prog["read"] = n
-            return b"".join(parts)
-
-        _, got = await asyncio.gather(writer(), reader())
-        dt = time.perf_counter() - t0
-        await s.close()
-        prog["result"] = [dt, len(got), got == payload]
+        _stall["result"] = await _bench_echo(host, addr, size, chunk)
     except BaseException as exc:
-        prog["error"] = repr(exc)
+        _stall["error"] = repr(exc)
         raise
 
 def _stall_start(host, addr, size, chunk):
-    asyncio.ensure_future(_stall_echo(host, addr, size, chunk))
+    asyncio.ensure_future(_stall_run(host, addr, size, chunk))
 
 def _stall_progress():
-    return repr(_stall)
+    return repr({**_bench_progress, **_stall})
 '''
 
 BOOT_JS = """
