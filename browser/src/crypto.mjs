@@ -316,6 +316,93 @@ export function aeadOpenMany(key, firstNonce, ad, data, lengths) {
   return out;
 }
 
+/**
+ * The receive mirror of aeadSealFramed: cut Noise wire frames (2-byte big-endian length,
+ * ciphertext || tag) out of `rest` (the partial frame a previous call returned, or
+ * undefined) followed by `data`, and open every complete one, counters firstNonce, +1, ...
+ *
+ * `data` is a Uint8Array, null/undefined (the source ended), a Promise of either, or a
+ * box { pending: any of those } (websocket.mjs readLater: a read still waiting for a
+ * message; boxed because a Promise returned to Python turns into a Python Future). A
+ * Promise is awaited here, so the caller crosses from Python to JS and back once per
+ * burst of messages, not once for the read and again for the decryption, and the
+ * ciphertext never enters Python.
+ *
+ * Returns (or, when `data` is a Promise or WebCrypto runs, resolves to)
+ *   { plain, frames, rest, ended, malformed }
+ * plain: the plaintexts concatenated, or undefined when a tag does not verify; frames: how
+ * many were opened; rest: the trailing partial frame (< 65537 bytes, copied), to pass back
+ * next time; ended: `data` was null (nothing else is looked at); malformed: -1, or the
+ * length of a frame too short to hold its tag (the frames before it are in `plain`, the
+ * bytes from it on are dropped: the caller ends the connection).
+ */
+export function aeadOpenFramed(key, firstNonce, ad, rest, data) {
+  checkAeadKey(key);
+  if (data && !(data instanceof Uint8Array) && 'pending' in data) data = data.pending;
+  if (data && typeof data.then === 'function') {
+    return data.then((d) => openFramedNow(key, firstNonce, ad, rest, d));
+  }
+  return openFramedNow(key, firstNonce, ad, rest, data);
+}
+
+const EMPTY = new Uint8Array(0);
+
+function openFramedNow(key, firstNonce, ad, rest, data) {
+  const held = rest && rest.length ? rest : EMPTY;
+  if (data === null || data === undefined) {
+    return { plain: EMPTY, frames: 0, rest: held, ended: true, malformed: -1 };
+  }
+  // Complete the held partial frame with the bytes it lacks (a small copy), then cut the
+  // remaining frames out of `data` in place: the received buffer is never copied whole.
+  const views = [];
+  let total = 0;
+  let malformed = -1;
+  let pos = 0;
+  let left = EMPTY;
+  const scan = (buf, from) => {
+    let at = from;
+    while (buf.length - at >= 2) {
+      const n = (buf[at] << 8) | buf[at + 1];
+      if (n < TAG) {
+        malformed = n;
+        return -1;
+      }
+      if (at + 2 + n > buf.length) break;
+      views.push(buf.subarray(at + 2, at + 2 + n));
+      total += n - TAG;
+      at += 2 + n;
+    }
+    return at;
+  };
+  if (held.length) {
+    const len = held.length >= 2 ? (held[0] << 8) | held[1] : data.length ? (held[0] << 8) | data[0] : -1;
+    const want = len < 0 ? 2 : 2 + Math.max(len, 0);
+    pos = Math.min(want - held.length, data.length);
+    const head = cat(held, data.subarray(0, pos));
+    const end = scan(head, 0);
+    if (end >= 0 && end < head.length) left = head; // still partial: all of data went in
+  }
+  if (malformed < 0 && left === EMPTY) {
+    const end = scan(data, pos);
+    // slice, not subarray: a view would pin the whole received buffer until the next call
+    if (end >= 0 && end < data.length) left = data.slice(end);
+  }
+  if (malformed >= 0) left = EMPTY;
+  const done = (plain) => ({ plain, frames: views.length, rest: left, ended: false, malformed });
+  if (!views.length) return done(EMPTY);
+  if (webChaCha) {
+    const jobs = views.map((ct, i) => webOpen(key, nonceAt(firstNonce, i), ad, ct));
+    return Promise.all(jobs).then((parts) => done(parts.some((p) => p === undefined) ? undefined : joinAll(parts, total)));
+  }
+  const out = new Uint8Array(total);
+  let dst = 0;
+  for (let i = 0; i < views.length; i++) {
+    if (!openInto(key, nonceAt(firstNonce, i), ad, views[i], out, dst)) return done(undefined);
+    dst += views[i].length - TAG;
+  }
+  return done(out);
+}
+
 // ----- X25519 and Ed25519 -------------------------------------------------------------------
 // Node takes raw keys only through DER wrappers; these fixed prefixes make the PKCS#8 /
 // SubjectPublicKeyInfo encodings of a 32-byte key (RFC 8410).

@@ -10,6 +10,12 @@
 //   c.read()                           // Uint8Array (every queued byte, concatenated) when
 //                                      // data is queued, null at the end (clean close or
 //                                      // failure: see c.failure), else a Promise of either
+//                                      // (settled one task after the next message, with
+//                                      // all that arrived meanwhile: one wake-up a burst)
+//   c.readLater()                      // { pending: what read() returns }: the box keeps a
+//                                      // Promise a JS object on its way through Python (which
+//                                      // turns a returned Promise into a Future) to JS that
+//                                      // awaits it (crypto.mjs aeadOpenFramed)
 //   c.send(u8)                         // one binary message
 //   c.sendLater(data, nbytes, maxMsg)  // data: a Uint8Array, a Promise of one (e.g. frames
 //                                      // still being encrypted) or a box { pending: either }
@@ -55,6 +61,19 @@ export function available() {
   return typeof globalThis.WebSocket === 'function';
 }
 
+// Runs fn in a later task (after messages already queued, in practice), not a microtask.
+const nextTask = (() => {
+  if (typeof MessageChannel !== 'function') return (fn) => setTimeout(fn, 0);
+  const ch = new MessageChannel();
+  const queue = [];
+  ch.port1.onmessage = () => queue.shift()();
+  ch.port1.unref?.(); // Node: a pending port must not keep the process alive
+  return (fn) => {
+    queue.push(fn);
+    ch.port2.postMessage(0);
+  };
+})();
+
 function concat(chunks, total) {
   if (chunks.length === 1) return chunks[0];
   const out = new Uint8Array(total);
@@ -76,6 +95,7 @@ class Connection {
     this._queued = 0;
     this._ended = false; // no more data will be queued
     this._waiter = null; // resolve() of a pending read
+    this._deliverQueued = false; // a _deliver() is scheduled
     this._isOpen = false;
     this._openWaiters = [];
     this._closedWaiters = [];
@@ -112,11 +132,11 @@ class Connection {
       }
       if (d.byteLength === 0) return;
       const u8 = new Uint8Array(d);
-      if (this._waiter) {
-        const w = this._waiter;
-        this._waiter = null;
-        w(u8);
-        return;
+      if (this._waiter && !this._deliverQueued) {
+        // Hand the waiting reader this message one task later, with any that arrive
+        // meanwhile: a burst then wakes the reader (Python) once, not once per message.
+        this._deliverQueued = true;
+        nextTask(() => this._deliver());
       }
       this._queued += u8.byteLength;
       if (this._queued > this.maxBuffered) {
@@ -145,6 +165,17 @@ class Connection {
       this._isClosed = true;
       for (const w of this._closedWaiters.splice(0)) w(true);
     };
+  }
+
+  _deliver() {
+    this._deliverQueued = false;
+    if (!this._waiter || !this._chunks.length) return;
+    const w = this._waiter;
+    this._waiter = null;
+    const out = concat(this._chunks, this._queued);
+    this._chunks = [];
+    this._queued = 0;
+    w(out);
   }
 
   _settleOpen(value) {
@@ -190,6 +221,10 @@ class Connection {
     return new Promise((resolve) => {
       this._waiter = resolve;
     });
+  }
+
+  readLater() {
+    return { pending: this.read() };
   }
 
   _checkSendable() {

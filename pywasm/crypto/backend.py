@@ -23,8 +23,9 @@ Key material crosses this interface in the raw forms libp2p itself uses:
 from __future__ import annotations
 
 import abc
+import inspect
 import sys
-from typing import Literal, Sequence
+from typing import Literal, NamedTuple, Sequence
 
 Curve = Literal["p256", "secp256k1"]
 
@@ -32,6 +33,25 @@ Curve = Literal["p256", "secp256k1"]
 def noise_nonce(counter: int) -> bytes:
     """The 12-byte ChaCha20-Poly1305 nonce Noise uses for ``counter``."""
     return b"\x00\x00\x00\x00" + counter.to_bytes(8, "little")
+
+
+class FramedOpen(NamedTuple):
+    """What :meth:`CryptoBackend.aead_open_framed` returns."""
+
+    #: the opened frames' plaintexts, concatenated
+    plaintext: bytes
+    #: how many frames were opened (the receive counter advances by this many)
+    frames: int
+    #: the trailing partial frame, opaque: pass it back as ``rest`` with the next data
+    rest: object
+    #: the data source ended (``data`` was None or empty); nothing was opened
+    ended: bool
+    #: -1, or the length of a frame too short to hold its tag: the frames before it are in
+    #: ``plaintext``, the bytes from it on are dropped (the connection must end)
+    malformed: int
+
+
+_TAG_LEN = 16
 
 
 class CryptoBackend(abc.ABC):
@@ -100,6 +120,43 @@ class CryptoBackend(abc.ABC):
         return [
             await self.aead_open(key, first_counter + i, ad, ct) for i, ct in enumerate(ciphertexts)
         ]
+
+    #: True when :meth:`aead_open_framed` takes a transport's deferred read as ``data``
+    #: (Pyodide: a JS Promise of the next WebSocket bytes, awaited inside JS), so the
+    #: Noise reader crosses into JS once per burst and ciphertext never enters Python.
+    can_open_framed: bool = False
+
+    async def aead_open_framed(
+        self, key: bytes, first_counter: int, ad: bytes, rest: object, data: object
+    ) -> FramedOpen:
+        """Open every Noise wire frame completed by ``rest`` (the partial frame a previous
+        call returned, or None) followed by ``data``.
+
+        ``data`` is bytes, None/empty (the source ended) or an awaitable of either; a
+        backend with :attr:`can_open_framed` also takes its platform's opaque read handles.
+        A bad tag raises :class:`~pywasm.errors.DecryptError`. This default does the
+        framing in Python (tests use it to drive the callers natively).
+        """
+        if inspect.isawaitable(data):
+            data = await data
+        held = bytes(rest) if rest else b""  # type: ignore[call-overload]
+        if not data:
+            return FramedOpen(b"", 0, held, True, -1)
+        buf = memoryview(held + bytes(data)) if held else memoryview(bytes(data))  # type: ignore[call-overload]
+        frames: list[memoryview] = []
+        pos, end, malformed = 0, len(buf), -1
+        while end - pos >= 2:
+            n = (buf[pos] << 8) | buf[pos + 1]
+            if n < _TAG_LEN:
+                malformed = n
+                break
+            if pos + 2 + n > end:
+                break
+            frames.append(buf[pos + 2 : pos + 2 + n])
+            pos += 2 + n
+        left = b"" if malformed >= 0 else bytes(buf[pos:])
+        plain = await self.aead_open_many(key, first_counter, ad, frames) if frames else []  # type: ignore[arg-type]
+        return FramedOpen(b"".join(plain), len(frames), left, False, malformed)
 
     # --- X25519 -------------------------------------------------------------
     @abc.abstractmethod

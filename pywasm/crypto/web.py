@@ -20,7 +20,7 @@ from collections import OrderedDict
 from typing import Any, Sequence
 
 from ..errors import CryptoError, DecryptError, InvalidKeyError
-from .backend import CryptoBackend, Curve, noise_nonce
+from .backend import CryptoBackend, Curve, FramedOpen, noise_nonce
 
 #: Name under which the bootstrap registers browser/src/crypto.mjs.
 JS_MODULE_NAME = "pywasm_crypto_js"
@@ -224,6 +224,32 @@ class WebCryptoBackend(CryptoBackend):
             out.append(bytes(buf[pos:end]))
             pos = end
         return out
+
+    can_open_framed = True
+
+    async def aead_open_framed(
+        self, key: bytes, first_counter: int, ad: bytes, rest: object, data: object
+    ) -> FramedOpen:
+        """Framing and decryption in JS (``aeadOpenFramed``); ``data`` may be a WebSocket
+        shim read boxed as ``{pending}`` (``readLater``: a Uint8Array, null, or a Promise of
+        either, which JS awaits itself), so one Python await covers a burst of received
+        messages. The box matters: a Promise returned to Python becomes a Python Future,
+        and handing that back to JS would pass a proxy destroyed when the call returns."""
+        _check_counters(first_counter, 1)
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            data = self._u8(data) if len(data) else None
+        r = await self._call(
+            "aeadOpenFramed", self._key(key), self._to_js(noise_nonce(first_counter)), self._u8(ad), rest, data
+        )
+        frames = int(r.frames)
+        if frames:
+            plain = r.plain
+            if self._missing(plain):
+                raise DecryptError("ChaCha20-Poly1305 authentication failed")
+            text = plain.to_bytes()
+        else:
+            text = b""
+        return FramedOpen(text, frames, r.rest, bool(r.ended), int(r.malformed))
 
     # --- X25519 --------------------------------------------------------------------------------
     async def x25519_public(self, private: bytes) -> bytes:

@@ -12,6 +12,10 @@ Performance notes (the hot path is bulk transfer through a muxer):
   joined buffer per batch.
 * ``read`` pulls large chunks from the raw connection, decrypts every complete frame in
   one backend call, and returns whole plaintext frames without slicing when they fit.
+  In the browser the raw connection's next read is not even awaited here: the WebSocket
+  shim's pending result goes straight to the backend, which waits for the messages, cuts
+  and opens the frames in JS and resolves to the plaintext (``_fill_deferred``), so a
+  burst of received messages costs one Python await and ciphertext never enters Python.
 * In the browser (WebCrypto backend + WebSocket transport) a batch is not awaited at all:
   the backend starts sealing it in JS and the raw connection's ``write_sealed`` hands the
   pending result to the WebSocket shim, which sends it in order once sealed. Awaiting a JS
@@ -56,7 +60,9 @@ PROTOCOL_ID = "/noise"
 DEFAULT_HANDSHAKE_TIMEOUT = 10.0
 # How much ciphertext one read pulls from the raw connection: several full frames, so
 # one backend call decrypts a burst. Plaintext buffered ahead is bounded by this too,
-# because we only read the raw connection once the plaintext queue is empty.
+# because we only read the raw connection once the plaintext queue is empty. (A deferred
+# read, see _fill_deferred, takes whatever the raw connection has queued instead: the
+# WebSocket shim bounds that by its max_buffered, as it bounded what read() returned.)
 READ_CHUNK = 256 * 1024
 # close() bounds how long it waits for a write in flight before closing anyway.
 CLOSE_TIMEOUT = 5.0
@@ -118,6 +124,11 @@ class NoiseConnection:
         # paired with a backend that seals without blocking (WebCrypto): see write_parts.
         sink = getattr(raw, "write_sealed", None)
         self._sealed_sink = sink if sink is not None and transport.can_defer_seal else None
+        # The receive mirror: a raw connection that hands out its next read unconverted
+        # (the browser WebSocket: a JS Promise of the next messages) paired with a backend
+        # that frames and opens in JS: see _fill_deferred.
+        source = getattr(raw, "read_deferred", None)
+        self._deferred_source = source if source is not None and transport.can_open_deferred else None
 
     # the raw connection's addresses, for the host's bookkeeping
     @property
@@ -141,6 +152,8 @@ class NoiseConnection:
 
     async def _fill(self) -> bool:
         """Decrypt at least one non-empty frame into the queue; False at clean EOF."""
+        if self._deferred_source is not None:
+            return await self._fill_deferred(self._deferred_source)
         while not self._plain:
             if self._t.decoder.error is not None:
                 await self._fail(self._t.decoder.error)
@@ -163,6 +176,38 @@ class NoiseConnection:
                 raise
             # Empty frames are legal (a zero-length message) but must not read as EOF.
             self._plain.extend(p for p in plaintexts if p)
+        return True
+
+    async def _fill_deferred(self, source: Callable[[], object]) -> bool:
+        """_fill when the raw connection has ``read_deferred``: its next read goes to the
+        backend unconverted and comes back decrypted, one await per burst of messages."""
+        t = self._t
+        while not self._plain:
+            if t.decoder.error is not None:
+                await self._fail(t.decoder.error)
+                raise t.decoder.error
+            from_raw = not self._initial
+            if from_raw:
+                data: object = source()
+            else:
+                data, self._initial = self._initial, b""
+            try:
+                plain, ended = await t.open_deferred(data)
+            except PywasmError as exc:
+                await self._fail(exc)
+                raise
+            if from_raw:
+                # closed or reset while we waited, or the socket failed: raises
+                self.raw.read_deferred_done(ended)  # type: ignore[attr-defined]
+            if ended:
+                if t.has_partial_deferred:
+                    err = NoiseError("connection ended inside a Noise frame")
+                    await self._fail(err)
+                    raise err
+                self._eof = True
+                return False
+            if plain:
+                self._plain.append(plain)
         return True
 
     async def read(self, max_bytes: int = -1) -> bytes:

@@ -24,6 +24,9 @@ Semantics that differ from TCP, and why:
   runs sub-threshold sleeps as immediate callbacks.
 * ``reset`` closes with code :data:`RESET_CLOSE_CODE`; the native transport reads any code
   but 1000/1001 as a reset.
+* ``read_deferred`` returns the shim's next read unawaited (a Promise of the next
+  messages), for Noise to hand to the JS that decrypts them: one Python await per burst
+  of received messages instead of one for the read and one for the decryption.
 * ``write_sealed`` hands the shim a Promise of bytes (Noise frames WebCrypto is still
   sealing) to send when it resolves, so the sender never waits for the encryption; order
   with ``write`` is kept in the shim, and a clean close goes out after them.
@@ -129,6 +132,34 @@ class BrowserWebSocketConnection:
             if self._buf:
                 return self._buf.take(max_bytes)
             return b""
+
+    def read_deferred(self) -> Any:
+        """Start the next read without awaiting or converting it, for a reader that hands
+        the result to JS (Noise opening frames in JS: WebCryptoBackend.aead_open_framed).
+
+        Returns the shim's answer boxed, ``{pending: Uint8Array | null | Promise of
+        either}`` (a bare Promise would come back as a Python Future), or bytes a plain
+        :meth:`read` left buffered, or None at the end. The caller must call
+        :meth:`read_deferred_done` once the result has settled, and must not read in any
+        other way meanwhile (the shim serves one pending read at a time).
+        """
+        self._check_readable()
+        if self._buf:
+            return self._buf.take()
+        if self._eof:
+            return None
+        return self._js.readLater()
+
+    def read_deferred_done(self, ended: bool) -> None:
+        """After a :meth:`read_deferred` result settled (``ended``: it was the end):
+        raises as :meth:`read` would (closed or reset meanwhile, or the socket failed)."""
+        self._check_readable()
+        if ended and not self._eof:
+            failure = str(self._js.failure or "")
+            if failure:
+                self._reset = True
+                raise StreamResetError(f"WebSocket {self.remote_addr}: {failure}")
+            self._eof = True
 
     async def write(self, data: bytes | bytearray | memoryview) -> None:
         self._check_writable()

@@ -49,6 +49,53 @@ for (let round = 0; round < 20; round++) {
   bad[bad.length - 1] ^= 1;
   assert.equal(node.aeadOpenMany(key, nonce, ad, bad, ctLens), undefined);
   assert.equal(noble.aeadOpenMany(key, nonce, ad, bad, ctLens), undefined);
+
+  // aeadOpenFramed (the receive mirror of aeadSealFramed): the wire split anywhere, the
+  // partial frame carried over, a Promise and a {pending} box as input, then the end.
+  // (frames of at most 65519 bytes: the last one is cut to fit a Noise frame)
+  const fLens = new Uint8Array(packed);
+  new DataView(fLens.buffer).setUint32(4 * (frames.length - 1), 65519, true);
+  const fData = data.subarray(0, data.length - 16);
+  const wire = node.aeadSealFramed(key, nonce, ad, fData, fLens);
+  assert.deepEqual(wire, noble.aeadSealFramed(key, nonce, ad, fData, fLens));
+  for (const impl of [node, noble]) {
+    const cut1 = 1 + (round * 7919) % (wire.length - 2);
+    const cut2 = cut1 + ((wire.length - cut1) >> 1);
+    let rest;
+    let count = 0;
+    const got = [];
+    for (const [i, part] of [wire.subarray(0, cut1), wire.subarray(cut1, cut2), wire.subarray(cut2)].entries()) {
+      const input = i === 0 ? part : i === 1 ? Promise.resolve(part) : { pending: Promise.resolve(part) };
+      const r = await impl.aeadOpenFramed(key, nonceAt(nonce, count), ad, rest, input);
+      assert.equal(r.ended, false);
+      assert.equal(r.malformed, -1);
+      got.push(r.plain);
+      count += r.frames;
+      rest = r.rest;
+    }
+    assert.equal(count, frames.length);
+    assert.equal(rest.length, 0);
+    assert.deepEqual(Buffer.concat(got), Buffer.from(fData));
+    const end = impl.aeadOpenFramed(key, nonce, ad, wire.subarray(0, 5), { pending: null });
+    assert.equal(end.ended, true);
+    assert.equal(end.rest.length, 5);
+    assert.equal(impl.aeadOpenFramed(key, nonce, ad, undefined, tamperFramed(wire)).plain, undefined);
+    const short = impl.aeadOpenFramed(key, nonce, ad, undefined, Uint8Array.of(...wire.subarray(0, 2 + frames[0].length + 16), 0, 15, 1, 2));
+    assert.deepEqual([short.frames, short.malformed, short.plain.length], [1, 15, frames[0].length]);
+  }
+}
+
+function nonceAt(first, i) {
+  const n = first.slice();
+  const dv = new DataView(n.buffer);
+  dv.setBigUint64(4, dv.getBigUint64(4, true) + BigInt(i), true);
+  return n;
+}
+
+function tamperFramed(wire) {
+  const t = wire.slice();
+  t[t.length - 1] ^= 1;
+  return t;
 }
 
 // X25519 / Ed25519 agree.

@@ -109,7 +109,7 @@ class FrameDecoder:
 class NoiseTransport:
     """The two post-handshake cipher directions, sealing/opening frames in batches."""
 
-    __slots__ = ("_backend", "_send_key", "_send_n", "_recv_key", "_recv_n", "decoder")
+    __slots__ = ("_backend", "_send_key", "_send_n", "_recv_key", "_recv_n", "decoder", "_rest", "_rest_len")
 
     def __init__(
         self,
@@ -125,6 +125,9 @@ class NoiseTransport:
         self._recv_key: bytes = recv.k
         self._recv_n = recv.n
         self.decoder = FrameDecoder()
+        # open_deferred's partial frame (opaque: a JS Uint8Array under Pyodide) and its size
+        self._rest: object = None
+        self._rest_len = 0
 
     def _reserve(self, counter: int, count: int) -> None:
         if counter + count > MAX_NONCE:
@@ -230,6 +233,48 @@ class NoiseTransport:
     async def feed(self, chunk: bytes | bytearray | memoryview) -> list[bytes]:
         """Decrypt every frame ``chunk`` completes (framing errors raise NoiseError)."""
         return await self.open(self.decoder.feed(chunk))
+
+    @property
+    def can_open_deferred(self) -> bool:
+        return bool(self._backend.can_open_framed)
+
+    @property
+    def has_partial_deferred(self) -> bool:
+        """:meth:`open_deferred` holds part of a frame."""
+        return self._rest_len > 0
+
+    async def open_deferred(self, data: object) -> tuple[bytes, bool]:
+        """Open every frame completed by ``data``, after the partial frame kept from the
+        previous call: ``(plaintexts joined, ended)``; ``ended`` when ``data`` was the end.
+
+        ``data`` is bytes or a raw connection's deferred read (``read_deferred``: under
+        Pyodide the WebSocket shim's JS result, awaited and framed in JS, see
+        CryptoBackend.aead_open_framed). The receive counter advances by the frames opened,
+        known only afterwards: a single reader at a time (NoiseConnection's read lock). A
+        frame shorter than its tag is remembered in ``decoder.error`` once the frames
+        before it are returned, as :meth:`feed` does; a bad tag raises DecryptError.
+        """
+        dec = self.decoder
+        if dec.error is not None:
+            raise dec.error
+        first = self._recv_n
+        try:
+            r = await self._backend.aead_open_framed(self._recv_key, first, _EMPTY_AD, self._rest, data)
+        except DecryptError:
+            raise
+        except CryptoError as exc:
+            raise DecryptError(f"Noise frame failed to decrypt: {exc}") from exc
+        self._reserve(first, r.frames)
+        self._recv_n = first + r.frames
+        self._rest = r.rest
+        self._rest_len = len(r.rest) if r.rest is not None else 0  # type: ignore[arg-type]
+        if r.malformed >= 0:
+            dec.error = NoiseError(f"Noise frame of {r.malformed} bytes is shorter than its tag")
+            self._rest = None
+            self._rest_len = 0
+            if not r.frames:
+                raise dec.error
+        return r.plaintext, r.ended
 
 
 __all__ = [
