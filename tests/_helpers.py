@@ -20,6 +20,32 @@ async def wait_until(cond: Any, timeout: float = 5.0) -> None:
         await asyncio.sleep(0.01)
 
 
+async def random_transfer(writer: Any, reader: Any, data: bytes, rng: Any, write_sizes: list[int],
+                          read_sizes: list[int], read_timeout: float | None = None) -> bytes:
+    """Write ``data`` in pieces of random sizes from ``write_sizes`` then half-close, while
+    reading to EOF in random sizes from ``read_sizes`` (-1: whatever is there); returns what
+    was read. Random sizes cross every frame and buffer boundary of the stream under test."""
+
+    async def send() -> None:
+        pos = 0
+        while pos < len(data):
+            n = rng.choice(write_sizes)
+            await writer.write(data[pos : pos + n])
+            pos += n
+        await writer.close_write()
+
+    async def recv() -> bytes:
+        out = bytearray()
+        while True:
+            chunk = await asyncio.wait_for(reader.read(rng.choice(read_sizes)), read_timeout)
+            if not chunk:
+                return bytes(out)
+            out += chunk
+
+    _, got = await asyncio.gather(send(), recv())
+    return got
+
+
 def other_tasks() -> list[asyncio.Task[Any]]:
     current = asyncio.current_task()
     return [t for t in asyncio.all_tasks() if t is not current and not t.done()]

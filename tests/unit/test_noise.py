@@ -38,6 +38,7 @@ from pywasm.protocols.noise.transport import (
 from pywasm.security.noise import NoiseConnection, NoiseSecurity
 from pywasm.streams import BufferedReader
 from pywasm.transports.memory import memory_pipe
+from tests._helpers import random_transfer
 
 h = bytes.fromhex
 
@@ -362,24 +363,8 @@ async def test_bulk_transfer_random_reads() -> None:
     ci, cr, _, _ = await _pair(capacity=128 * 1024)
     rng = random.Random(7)
     data = rng.randbytes(2 * 1024 * 1024 + 12345)
-
-    async def send() -> None:
-        pos = 0
-        while pos < len(data):
-            n = rng.choice([1, 100, 65519, 65520, 200000, 1 << 20])
-            await ci.write(data[pos : pos + n])
-            pos += n
-        await ci.close_write()
-
-    async def recv() -> bytes:
-        out = bytearray()
-        while True:
-            chunk = await cr.read(rng.choice([1, 7, 1000, 65536, 1 << 20, -1]))
-            if not chunk:
-                return bytes(out)
-            out += chunk
-
-    _, got = await asyncio.gather(send(), recv())
+    got = await random_transfer(ci, cr, data, rng, [1, 100, 65519, 65520, 200000, 1 << 20],
+                                [1, 7, 1000, 65536, 1 << 20, -1])
     assert got == data
 
 

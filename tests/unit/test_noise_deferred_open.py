@@ -25,6 +25,7 @@ from pywasm.identity import KeyType, PeerId, PrivateKey
 from pywasm.protocols.noise.transport import MAX_PLAINTEXT_LEN
 from pywasm.security.noise import NoiseConnection, NoiseSecurity
 from pywasm.transports.memory import memory_pipe
+from tests._helpers import random_transfer
 
 KEY = bytes(range(32))
 
@@ -119,18 +120,6 @@ class DeferredReadConn:
         assert self._pending
         self._pending = False
 
-    async def write(self, data: bytes | bytearray | memoryview) -> None:
-        await self._inner.write(data)
-
-    async def close_write(self) -> None:
-        await self._inner.close_write()
-
-    async def close(self) -> None:
-        await self._inner.close()
-
-    async def reset(self) -> None:
-        await self._inner.reset()
-
 
 def _opening_backend() -> CryptoBackend:
     base = type(get_backend())
@@ -163,24 +152,8 @@ async def test_noise_connection_reads_through_deferred_opening() -> None:
     ci, cr, _, src = await _pair()
     rng = random.Random(11)
     data = rng.randbytes(2 * 1024 * 1024 + 4321)
-
-    async def send() -> None:
-        pos = 0
-        while pos < len(data):
-            n = rng.choice([1, 100, 65519, 65520, 200000])
-            await ci.write(data[pos : pos + n])
-            pos += n
-        await ci.close_write()
-
-    async def recv() -> bytes:
-        out = bytearray()
-        while True:
-            chunk = await asyncio.wait_for(cr.read(rng.choice([1, 1000, 65536, 1 << 20, -1])), 10)
-            if not chunk:
-                return bytes(out)
-            out += chunk
-
-    _, got = await asyncio.gather(send(), recv())
+    got = await random_transfer(ci, cr, data, rng, [1, 100, 65519, 65520, 200000],
+                                [1, 1000, 65536, 1 << 20, -1], read_timeout=10)
     assert got == data
     assert src.deferred_reads > 1
     assert await cr.read() == b""  # EOF stays EOF

@@ -133,7 +133,8 @@ async def test_deferred_seal_checks_inputs_up_front() -> None:
 
 # --- NoiseConnection over a transport that sends sealed handles -------------------------------
 class SealedSinkConn:
-    """A memory-pipe end with ``write_sealed``: resolves each handle, writes it in order."""
+    """A memory-pipe end with ``write_sealed``: resolves each handle, writes it in order
+    (everything else goes to the pipe end)."""
 
     def __init__(self, inner: Any) -> None:
         self._inner = inner
@@ -143,27 +144,12 @@ class SealedSinkConn:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
-    async def read(self, max_bytes: int = -1) -> bytes:
-        return await self._inner.read(max_bytes)  # type: ignore[no-any-return]
-
-    async def write(self, data: bytes | bytearray | memoryview) -> None:
-        await self._inner.write(data)
-
     async def write_sealed(self, handle: Any, nbytes: int) -> None:
         wire = await _resolve(handle)
         assert len(wire) == nbytes
         self.sealed_writes += 1
         self.sealed_bytes += nbytes
         await self._inner.write(wire)
-
-    async def close_write(self) -> None:
-        await self._inner.close_write()
-
-    async def close(self) -> None:
-        await self._inner.close()
-
-    async def reset(self) -> None:
-        await self._inner.reset()
 
 
 async def _sealed_pair() -> tuple[NoiseConnection, NoiseConnection, SealedSinkConn]:
