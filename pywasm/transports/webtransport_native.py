@@ -10,7 +10,8 @@ Shape (one WebTransport session per QUIC connection, as libp2p uses it):
   ``H3Connection(enable_webtransport=True)``; it routes H3 events to sessions and wakes
   writers when acknowledgements free send buffer.
 * :class:`WebTransportSession`: a :class:`~pywasm.interfaces.MuxedConnection` whose
-  streams are native WebTransport bidirectional streams.
+  streams are native WebTransport bidirectional streams; its backend-neutral part,
+  :class:`WebTransportSessionBase`, also carries the relay's aiopquic sessions.
 * :class:`WebTransportStream`: a :class:`~pywasm.interfaces.MuxedStream`.
 * :class:`NativeWebTransportTransport`: dials ``/quic-v1/webtransport/certhash/...``:
   QUIC with the certificate checked against the certhashes (what a browser does with
@@ -325,95 +326,86 @@ class WebTransportStream:
         return f"<WebTransportStream {self.stream_id} of session {self.session.session_id}>"
 
 
-class WebTransportSession:
-    """A WebTransport session as a :class:`~pywasm.interfaces.MuxedConnection`."""
+class WebTransportSessionBase:
+    """What a WebTransport session is whatever QUIC stack carries it: a
+    :class:`~pywasm.interfaces.MuxedConnection` keeping the stream table, the queue of
+    streams waiting for ``accept_stream``, remote stream-id bookkeeping and the end.
+
+    A backend subclass supplies the transport: ``open_stream``, ``close`` and the hooks its
+    streams call (``_send``, ``_credit_due``, ``_reset_stream``, ``_stop_reading``), plus
+    ``_refuse``. :class:`WebTransportSession` is the aioquic one; the relay's aiopquic
+    backend (relay-server/pywasm_relay/webtransport_pquic.py) has the other. Nothing here
+    touches aioquic.
+    """
+
+    #: The stream class this session makes for streams the remote opens.
+    stream_class: type[WebTransportStream] = WebTransportStream
 
     def __init__(
         self,
-        proto: "WebTransportProtocol",
         session_id: int,
+        remote_parity: int,
         *,
         max_stream_buffer: int = DEFAULT_MAX_STREAM_BUFFER,
         send_high_water: int = DEFAULT_SEND_HIGH_WATER,
         max_pending_streams: int = DEFAULT_MAX_PENDING_STREAMS,
     ) -> None:
-        self.proto = proto
         self.session_id = session_id
         self.max_stream_buffer = max_stream_buffer
         self.send_high_water = send_high_water
         self.max_pending_streams = max_pending_streams
-        self.streams: dict[int, WebTransportStream] = {}
-        self._remote_ids = RemoteStreamIds(1 if proto._quic.configuration.is_client else 0)
+        self.streams: dict[int, Any] = {}
+        # remote_parity 0: the remote is the client (opens ids 0 mod 4), 1: it is the server
+        self._remote_ids = RemoteStreamIds(remote_parity)
         self._claim_remote_id = self._remote_ids.claim
-        if session_id & 0x1 == self._remote_ids.parity:
+        if session_id & 0x1 == remote_parity:
             self._claim_remote_id(session_id)  # the CONNECT stream is no WebTransport stream
-        self._pending: asyncio.Queue[WebTransportStream | None] = asyncio.Queue()
+        self._pending: asyncio.Queue[Any] = asyncio.Queue()
         self._closed = False
         self.close_reason = ""
         self.on_close: list[Callable[[], None]] = []
 
-    # --- MuxedConnection ---------------------------------------------------------------
-    async def open_stream(self) -> WebTransportStream:
-        if self._closed:
-            raise ConnectionClosedError(f"WebTransport session is closed: {self.close_reason or 'closed'}")
-        h3 = self.proto.h3
-        sid = h3.create_webtransport_stream(self.session_id)
-        # aioquic marks only streams the *remote* opened as WebTransport streams: without
-        # this, the remote's bytes on our stream would be parsed as HTTP/3 frames
-        with h3._get_or_create_stream(sid) as h3s:
-            h3s.frame_type = FrameType.WEBTRANSPORT_STREAM
-            h3s.session_id = self.session_id
-        stream = WebTransportStream(self, sid)
-        self.streams[sid] = stream
-        self.proto.schedule_transmit()
-        return stream
+    def _closed_error(self) -> ConnectionClosedError:
+        return ConnectionClosedError(f"WebTransport session is closed: {self.close_reason or 'closed'}")
 
-    async def accept_stream(self) -> WebTransportStream:
+    # --- MuxedConnection ---------------------------------------------------------------
+    async def accept_stream(self) -> Any:
         if self._closed and self._pending.empty():
-            raise ConnectionClosedError(f"WebTransport session is closed: {self.close_reason or 'closed'}")
+            raise self._closed_error()
         stream = await self._pending.get()
         if stream is None:
             self._pending.put_nowait(None)  # wake other acceptors too
-            raise ConnectionClosedError(f"WebTransport session is closed: {self.close_reason or 'closed'}")
+            raise self._closed_error()
         return stream
-
-    async def close(self) -> None:
-        if self._closed:
-            return
-        self._ended("closed locally")
-        # one session per QUIC connection: closing the session closes the connection
-        self.proto.close_connection(H3_NO_ERROR, "session closed")
-        await self.proto.wait_gone(2.0)
 
     @property
     def is_closed(self) -> bool:
         return self._closed
 
-    # --- called by the protocol ---------------------------------------------------------
-    def _incoming(self, stream_id: int, data: bytes, ended: bool) -> None:
+    # --- called by the backend ----------------------------------------------------------
+    def _incoming(self, stream_id: int, data: bytes, ended: bool) -> Any:
+        """Bytes (or just the news of a new stream) for ``stream_id``; returns the stream
+        they went to, None when the stream was refused or is one this session forgot."""
         stream = self.streams.get(stream_id)
         if stream is None:
             if self._closed or stream_id & 0x2:
                 # after the end, or a unidirectional stream (libp2p uses none): refuse it
-                self.proto.refuse_stream(stream_id)
-                return
+                self._refuse(stream_id)
+                return None
             if not self._claim_remote_id(stream_id):
                 # a stream this session had and forgot (closed or reset here): what still
                 # arrives for it (the remote's FIN, data sent before our reset reached it)
                 # is nobody's, and must not come back through accept_stream as a new stream
-                return
+                return None
             if self._pending.qsize() >= self.max_pending_streams:
                 log.debug("resetting stream %d: %d streams wait to be accepted", stream_id, self._pending.qsize())
-                self.proto.refuse_stream(stream_id)
-                return
-            stream = WebTransportStream(self, stream_id)
+                self._refuse(stream_id)
+                return None
+            stream = self.stream_class(self, stream_id)  # type: ignore[arg-type]
             self.streams[stream_id] = stream
             self._pending.put_nowait(stream)
         stream._feed(data, ended)
-
-    def _credit_due(self) -> None:
-        # a stream's reader consumed enough for a MAX_STREAM_DATA: let the transmit path send it
-        self.proto.schedule_transmit()
+        return stream
 
     def _ended(self, why: str) -> None:
         if self._closed:
@@ -428,6 +420,78 @@ class WebTransportSession:
                 cb()
             except Exception:  # noqa: BLE001 - a callback must not break the others
                 log.exception("session close callback failed")
+
+    def _forget(self, stream_id: int) -> None:
+        self.streams.pop(stream_id, None)
+
+    # --- the backend's transport hooks --------------------------------------------------
+    def _refuse(self, stream_id: int) -> None:
+        """Stop (and for a bidirectional stream, reset) a stream we will not take."""
+        raise NotImplementedError
+
+    def _send(self, stream_id: int, data: bytes, end: bool) -> None:
+        raise NotImplementedError
+
+    def _credit_due(self) -> None:
+        raise NotImplementedError
+
+    def _reset_stream(self, stream_id: int) -> None:
+        raise NotImplementedError
+
+    def _stop_reading(self, stream_id: int) -> None:
+        raise NotImplementedError
+
+
+class WebTransportSession(WebTransportSessionBase):
+    """A WebTransport session on aioquic (one per QUIC connection)."""
+
+    streams: dict[int, WebTransportStream]
+
+    def __init__(
+        self,
+        proto: "WebTransportProtocol",
+        session_id: int,
+        *,
+        max_stream_buffer: int = DEFAULT_MAX_STREAM_BUFFER,
+        send_high_water: int = DEFAULT_SEND_HIGH_WATER,
+        max_pending_streams: int = DEFAULT_MAX_PENDING_STREAMS,
+    ) -> None:
+        super().__init__(session_id, 1 if proto._quic.configuration.is_client else 0,
+                         max_stream_buffer=max_stream_buffer, send_high_water=send_high_water,
+                         max_pending_streams=max_pending_streams)
+        self.proto = proto
+
+    # --- MuxedConnection ---------------------------------------------------------------
+    async def open_stream(self) -> WebTransportStream:
+        if self._closed:
+            raise self._closed_error()
+        h3 = self.proto.h3
+        sid = h3.create_webtransport_stream(self.session_id)
+        # aioquic marks only streams the *remote* opened as WebTransport streams: without
+        # this, the remote's bytes on our stream would be parsed as HTTP/3 frames
+        with h3._get_or_create_stream(sid) as h3s:
+            h3s.frame_type = FrameType.WEBTRANSPORT_STREAM
+            h3s.session_id = self.session_id
+        stream = WebTransportStream(self, sid)
+        self.streams[sid] = stream
+        self.proto.schedule_transmit()
+        return stream
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._ended("closed locally")
+        # one session per QUIC connection: closing the session closes the connection
+        self.proto.close_connection(H3_NO_ERROR, "session closed")
+        await self.proto.wait_gone(2.0)
+
+    # --- transport hooks ----------------------------------------------------------------
+    def _refuse(self, stream_id: int) -> None:
+        self.proto.refuse_stream(stream_id)
+
+    def _credit_due(self) -> None:
+        # a stream's reader consumed enough for a MAX_STREAM_DATA: let the transmit path send it
+        self.proto.schedule_transmit()
 
     def _send(self, stream_id: int, data: bytes, end: bool) -> None:
         if self._closed:
@@ -464,9 +528,6 @@ class WebTransportSession:
         except (ValueError, AssertionError):
             pass
         self.proto.schedule_transmit()
-
-    def _forget(self, stream_id: int) -> None:
-        self.streams.pop(stream_id, None)
 
 
 def _install_flow_control(proto: "WebTransportProtocol", window: int = DEFAULT_STREAM_WINDOW) -> None:
@@ -853,6 +914,7 @@ __all__ = [
     "WebTransportConnection",
     "WebTransportProtocol",
     "WebTransportSession",
+    "WebTransportSessionBase",
     "WebTransportStream",
     "quic_configuration",
     "wt_error_code",

@@ -20,6 +20,10 @@ Bounds (a flood of half-open sessions must not starve anyone else):
   closed to make room: a flood then only evicts itself, while an honest client, whose
   handshake takes milliseconds, finishes long before ``max_half_open`` newer sessions
   arrive. Refusing new sessions instead would let a flood lock everyone out.
+
+The per-session part (bounds, Noise, the upgraded connection) lives in
+:class:`WebTransportListenerBase`, which the aiopquic backend's listener
+(webtransport_pquic.py) shares; each backend adds only how it serves and closes.
 """
 
 from __future__ import annotations
@@ -82,7 +86,7 @@ class WebTransportListenTransport:
         self.handshake_timeout = handshake_timeout
         self._store = store
         self.ctx: Any = None
-        self.listeners: list[WebTransportListener] = []
+        self.listeners: list[WebTransportListenerBase] = []
 
     def bind(self, ctx: Any) -> None:
         self.ctx = ctx
@@ -103,36 +107,152 @@ class WebTransportListenTransport:
         wa = parse_webtransport(addr)
         return wa is not None and not wa.is_dns and not wa.certhashes and wa.peer_id is None
 
-    async def listen(self, addr: Multiaddr, handler: Any) -> "WebTransportListener":
+    #: The listener ``listen`` starts: :class:`WebTransportListener` (set below it), or the
+    #: aiopquic backend's.
+    listener_class: type[WebTransportListenerBase]
+
+    async def listen(self, addr: Multiaddr, handler: Any) -> WebTransportListenerBase:
         if self.ctx is None:
             raise TransportError("WebTransport listener is not bound to a host")
         wa = parse_webtransport(addr)
         if wa is None or not self.can_listen(addr):
             raise TransportError(f"cannot listen on {addr}: expected /ip4|ip6/<ip>/udp/<port>/quic-v1/webtransport")
-        listener = WebTransportListener(self, wa.host, wa.port, wa.family, handler)
+        listener = self.listener_class(self, wa.host, wa.port, wa.family, handler)
         await listener.start()
         self.listeners.append(listener)
         return listener
 
 
-class WebTransportListener:
-    def __init__(self, transport: WebTransportListenTransport, host: str, port: int, family: str, handler: Any) -> None:
+# session close codes (HTTP/3 numbers; the aiopquic backend sends them as WebTransport
+# application codes)
+H3_EXCESSIVE_LOAD = 0x107
+H3_REQUEST_REJECTED = 0x10B
+
+
+class WebTransportListenerBase:
+    """What both backends' listeners share: the advertised address, the certificate
+    schedule's refresh, and each session's way from the Noise handshake (bounded by
+    ``max_half_open`` and ``handshake_timeout``) to an upgraded connection for the host.
+
+    A session is known by a *key*: the aioquic QUIC protocol (one session per
+    connection), or the aiopquic session itself. A backend supplies the hooks
+    :meth:`_drop`, :meth:`_remote_address` and, when it has something to do once a
+    session is up, :meth:`_upgraded`.
+    """
+
+    def __init__(self, transport: "WebTransportListenTransport", host: str, port: int, family: str,
+                 handler: Any, refused_stat: str) -> None:
         self.t = transport
         self.host = host
         self.port = port
         self.family = family
         self.handler = handler
         self.server: Any = None
-        self.cfg: Any = None
         self._noise: Any = None
-        # live QUIC connections (oldest first) -> their "CONNECT within connect_timeout" timer
-        self._protos: dict[Any, asyncio.TimerHandle] = {}
-        # protocols whose session is in the Noise handshake -> its task, oldest first
+        # session keys in the Noise handshake -> its task, oldest first
         self._half_open: dict[Any, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._rotation_task: asyncio.Task[None] | None = None
         # counters, for tests and metrics
-        self.stats = {"sessions": 0, "refused_connections": 0, "evicted_half_open": 0, "handshake_failures": 0}
+        self.stats = {"sessions": 0, refused_stat: 0, "evicted_half_open": 0, "handshake_failures": 0}
+
+    # --- backend hooks ------------------------------------------------------------------
+    def _drop(self, key: Any, code: int, why: str) -> None:
+        """Close the session (and for aioquic its connection) known by ``key``."""
+        raise NotImplementedError
+
+    def _remote_address(self, key: Any, session: Any) -> tuple[Any, int]:
+        raise NotImplementedError
+
+    def _upgraded(self, key: Any) -> None:
+        """The session passed its handshake (before it goes to the host)."""
+
+    # --- shared -------------------------------------------------------------------------
+    def _new_noise(self) -> Any:
+        from pywasm.security.noise import NoiseSecurity
+
+        return NoiseSecurity(self.t.ctx.private_key, webtransport_certhashes=self.t.store.noise_certhashes(),
+                             handshake_timeout=self.t.handshake_timeout)
+
+    def _refresh_certs(self) -> bool:
+        """The certificate store's refresh: True when the serving certificate changed."""
+        try:
+            return self.t.store.refresh()
+        except PywasmError as exc:
+            log.error("certificate rotation failed: %s", exc)
+            return False
+
+    @property
+    def addrs(self) -> list[Multiaddr]:
+        base = f"/{self.family if self.family != 'any' else 'ip4'}/{self.host}/udp/{self.port}/quic-v1/webtransport"
+        return [webtransport_multiaddr(base, self.t.store.advertised())]
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _cancel_background(self) -> None:
+        if self._rotation_task is not None:
+            self._rotation_task.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+
+    def _make_room(self) -> None:
+        """At ``max_half_open`` sessions in the handshake, close the oldest (module doc)."""
+        while len(self._half_open) >= self.t.max_half_open:
+            oldest = next(iter(self._half_open))
+            self.stats["evicted_half_open"] += 1
+            log.debug("evicting the oldest half-open WebTransport session: %d in handshake", len(self._half_open))
+            self._half_open.pop(oldest).cancel()
+            self._drop(oldest, H3_EXCESSIVE_LOAD, "too many sessions in handshake")
+
+    def _start_handshake(self, key: Any, session: Any) -> None:
+        self._half_open[key] = self._spawn(self._secure(key, session))
+
+    async def _secure(self, key: Any, session: Any) -> None:
+        from pywasm.transports.webtransport_addr import WebTransportConnection
+
+        remote = self._remote_address(key, session)
+        try:
+            try:
+                stream = await asyncio.wait_for(session.accept_stream(), self.t.handshake_timeout)
+                secure = await self._noise.secure_inbound(stream)
+                await stream.close()
+            except asyncio.CancelledError:
+                self._drop(key, H3_EXCESSIVE_LOAD, "evicted")
+                raise
+            except (PywasmError, asyncio.TimeoutError) as exc:
+                self.stats["handshake_failures"] += 1
+                why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                log.info("WebTransport session from %s failed its handshake: %s", remote, why)
+                self._drop(key, H3_REQUEST_REJECTED, "libp2p handshake failed")
+                return
+        finally:
+            self._half_open.pop(key, None)
+        self.stats["sessions"] += 1
+        self._upgraded(key)
+        fam = "ip6" if ":" in str(remote[0]) else "ip4"
+        conn = WebTransportConnection(
+            local_peer=secure.local_peer,
+            remote_peer=secure.remote_peer,
+            remote_public_key=secure.remote_public_key,
+            local_addr=Multiaddr(f"/{fam}/{self.host}/udp/{self.port}/quic-v1/webtransport"),
+            remote_addr=Multiaddr(f"/{fam}/{remote[0]}/udp/{remote[1]}/quic-v1/webtransport"),
+            muxed=session,
+        )
+        await self.handler(conn)
+
+
+class WebTransportListener(WebTransportListenerBase):
+    """The aioquic listener."""
+
+    def __init__(self, transport: "WebTransportListenTransport", host: str, port: int, family: str, handler: Any) -> None:
+        super().__init__(transport, host, port, family, handler, "refused_connections")
+        self.cfg: Any = None
+        # live QUIC connections (oldest first) -> their "CONNECT within connect_timeout" timer
+        self._protos: dict[Any, asyncio.TimerHandle] = {}
 
     async def start(self) -> None:
         from pywasm.transports.udp_batch import serve_batched
@@ -165,12 +285,9 @@ class WebTransportListener:
         log.info("WebTransport on %s:%d, certhashes %d", self.host, self.port, len(store.advertised()))
 
     def _apply_cert(self) -> None:
-        from pywasm.security.noise import NoiseSecurity
-
         rec = self.t.store.serving
         _load_tls(self.cfg, rec.der, rec.key_pem)
-        self._noise = NoiseSecurity(self.t.ctx.private_key, webtransport_certhashes=self.t.store.noise_certhashes(),
-                                    handshake_timeout=self.t.handshake_timeout)
+        self._noise = self._new_noise()
 
     async def _rotate_loop(self) -> None:
         while True:
@@ -179,26 +296,14 @@ class WebTransportListener:
 
     def rotate_now(self) -> bool:
         """Apply the certificate schedule now (the loop calls it; tests with a fake clock too)."""
-        try:
-            changed = self.t.store.refresh()
-        except PywasmError as exc:
-            log.error("certificate rotation failed: %s", exc)
-            return False
+        changed = self._refresh_certs()
         if changed:
             self._apply_cert()
             log.info("WebTransport certificate rotated; advertising %s", self.addrs[0])
         return changed
 
-    @property
-    def addrs(self) -> list[Multiaddr]:
-        base = f"/{self.family if self.family != 'any' else 'ip4'}/{self.host}/udp/{self.port}/quic-v1/webtransport"
-        return [webtransport_multiaddr(base, self.t.store.advertised())]
-
     async def close(self) -> None:
-        if self._rotation_task is not None:
-            self._rotation_task.cancel()
-        for task in list(self._tasks):
-            task.cancel()
+        self._cancel_background()
         for proto in list(self._protos):
             if proto.session is not None and not proto.session.is_closed:
                 proto.session._ended("listener closed")
@@ -216,10 +321,10 @@ class WebTransportListener:
             idle = next((p for p in self._protos if p.session is None), None)
             if idle is None:
                 self.stats["refused_connections"] += 1
-                loop.call_soon(proto.close_connection, 0x107, "too many connections")  # H3_EXCESSIVE_LOAD
+                loop.call_soon(proto.close_connection, H3_EXCESSIVE_LOAD, "too many connections")
                 return
             self._protos.pop(idle, None)
-            idle.close_connection(0x107, "too many connections")
+            idle.close_connection(H3_EXCESSIVE_LOAD, "too many connections")
         timer = loop.call_later(self.t.connect_timeout, self._no_connect, proto)
         self._protos[proto] = timer
 
@@ -233,7 +338,7 @@ class WebTransportListener:
     def _no_connect(self, proto: Any) -> None:
         if proto.session is None:
             log.debug("closing a QUIC connection that sent no CONNECT within %gs", self.t.connect_timeout)
-            proto.close_connection(0x10B, "no WebTransport session requested")
+            proto.close_connection(H3_REQUEST_REJECTED, "no WebTransport session requested")
             self._protos.pop(proto, None)
 
     def _on_request(self, proto: Any, stream_id: int, headers: list[tuple[bytes, bytes]]) -> None:
@@ -251,18 +356,10 @@ class WebTransportListener:
         if proto.session is not None:
             self._answer(proto, stream_id, 429, end=True)  # one session per connection
             return
-        while len(self._half_open) >= self.t.max_half_open:
-            oldest = next(iter(self._half_open))
-            self.stats["evicted_half_open"] += 1
-            log.debug("evicting the oldest half-open WebTransport session: %d in handshake", len(self._half_open))
-            self._half_open.pop(oldest).cancel()
-            oldest.close_connection(0x107, "too many sessions in handshake")  # H3_EXCESSIVE_LOAD
+        self._make_room()
         proto.session = WebTransportSession(proto, stream_id)
         self._answer(proto, stream_id, 200)
-        task = asyncio.get_running_loop().create_task(self._secure(proto, proto.session))
-        self._half_open[proto] = task
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._start_handshake(proto, proto.session)
 
     def _answer(self, proto: Any, stream_id: int, status: int, end: bool = False) -> None:
         headers = [(b":status", str(status).encode())]
@@ -271,38 +368,19 @@ class WebTransportListener:
         proto.h3.send_headers(stream_id, headers, end_stream=end)
         proto.transmit()
 
-    async def _secure(self, proto: Any, session: Any) -> None:
-        from pywasm.transports.webtransport_native import WebTransportConnection
+    # --- session hooks ------------------------------------------------------------------
+    def _drop(self, proto: Any, code: int, why: str) -> None:
+        proto.close_connection(code, why)
 
-        remote = proto._quic._network_paths[0].addr if proto._quic._network_paths else ("0.0.0.0", 0)
-        try:
-            try:
-                stream = await asyncio.wait_for(session.accept_stream(), self.t.handshake_timeout)
-                secure = await self._noise.secure_inbound(stream)
-                await stream.close()
-            except asyncio.CancelledError:
-                proto.close_connection(0x107, "evicted")
-                raise
-            except (PywasmError, asyncio.TimeoutError) as exc:
-                self.stats["handshake_failures"] += 1
-                why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                log.info("WebTransport session from %s failed its handshake: %s", remote, why)
-                proto.close_connection(0x10B, "libp2p handshake failed")
-                return
-        finally:
-            self._half_open.pop(proto, None)
-        self.stats["sessions"] += 1
+    def _remote_address(self, proto: Any, session: Any) -> tuple[Any, int]:
+        paths = proto._quic._network_paths
+        return paths[0].addr if paths else ("0.0.0.0", 0)  # type: ignore[no-any-return]
+
+    def _upgraded(self, proto: Any) -> None:
         proto.start_keepalive()
-        fam = "ip6" if ":" in str(remote[0]) else "ip4"
-        conn = WebTransportConnection(
-            local_peer=secure.local_peer,
-            remote_peer=secure.remote_peer,
-            remote_public_key=secure.remote_public_key,
-            local_addr=Multiaddr(f"/{fam}/{self.host}/udp/{self.port}/quic-v1/webtransport"),
-            remote_addr=Multiaddr(f"/{fam}/{remote[0]}/udp/{remote[1]}/quic-v1/webtransport"),
-            muxed=session,
-        )
-        await self.handler(conn)
 
 
-__all__ = ["WebTransportListenTransport", "WebTransportListener"]
+WebTransportListenTransport.listener_class = WebTransportListener
+
+
+__all__ = ["WebTransportListenTransport", "WebTransportListener", "WebTransportListenerBase"]

@@ -6,7 +6,10 @@ XX as responder on a session's first bidirectional stream with every kept certha
 ``webtransport_certhashes`` extension, then native WebTransport streams (multistream-select
 per stream) handed to the host. picoquic does QUIC, HTTP/3 and the extended CONNECT in C
 on a thread of its own, which is why this backend moves several times the bytes per CPU
-second of aioquic (numbers: docs/webtransport.md).
+second of aioquic (numbers: docs/webtransport.md). What does not depend on the QUIC stack
+is shared with the aioquic backend: a session's stream bookkeeping
+(:class:`~pywasm.transports.webtransport_native.WebTransportSessionBase`) and a listener's
+per-session bounds, Noise and hand-over (:class:`~pywasm_relay.webtransport.WebTransportListenerBase`).
 
 Needs CPython >= 3.12 (aiopquic's wheels) and ``aiopquic==0.6.1`` (scripts/setup_pquic.sh
 builds ``.cache/venv-relay-pquic``); only the relay imports this module, lazily.
@@ -54,13 +57,11 @@ from aiopquic.quic.configuration import QuicConfiguration
 
 from pywasm.errors import (
     ConnectionClosedError,
-    PywasmError,
     StreamClosedError,
     StreamResetError,
     TransportError,
 )
-from pywasm.multiformats.multiaddr import Multiaddr
-from pywasm.transports.webtransport_addr import WELL_KNOWN_PATH, WebTransportConnection, parse_webtransport
+from pywasm.transports.webtransport_addr import WELL_KNOWN_PATH
 from pywasm.transports.webtransport_native import (
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_KEEPALIVE,
@@ -69,11 +70,16 @@ from pywasm.transports.webtransport_native import (
     DEFAULT_SEND_HIGH_WATER,
     DEFAULT_STREAM_WINDOW,
     WRITE_PIECE,
-    RemoteStreamIds,
+    WebTransportSessionBase,
     WebTransportStream,
 )
 
-from .webtransport import ROTATION_CHECK_INTERVAL, WebTransportListenTransport, WebTransportListener
+from .webtransport import (
+    H3_EXCESSIVE_LOAD,
+    ROTATION_CHECK_INTERVAL,
+    WebTransportListenerBase,
+    WebTransportListenTransport,
+)
 
 log = logging.getLogger("pywasm_relay.webtransport_pquic")
 
@@ -96,11 +102,6 @@ RESTART_PORT_WAIT = 5.0
 #: Pause before trying again when a restart could not listen.
 RESTART_RETRY = 5.0
 
-# session close codes: the numbers the aioquic backend closes with (H3_EXCESSIVE_LOAD,
-# H3_REQUEST_REJECTED), sent here as WebTransport application codes
-_EXCESSIVE_LOAD = 0x107
-_HANDSHAKE_FAILED = 0x10B
-
 
 class PquicWebTransportStream(WebTransportStream):
     """A WebTransport stream whose bytes leave through aiopquic's per-stream send ring."""
@@ -117,8 +118,11 @@ class PquicWebTransportStream(WebTransportStream):
                 await self.session._send_piece(self, bytes(view[off : off + WRITE_PIECE]))
 
 
-class PquicSession:
+class PquicSession(WebTransportSessionBase):
     """An aiopquic server session as a :class:`~pywasm.interfaces.MuxedConnection`."""
+
+    stream_class = PquicWebTransportStream
+    streams: dict[int, PquicWebTransportStream]
 
     def __init__(
         self,
@@ -129,42 +133,24 @@ class PquicSession:
         max_pending_streams: int = DEFAULT_MAX_PENDING_STREAMS,
         max_session_buffer: int = DEFAULT_MAX_SESSION_BUFFER,
     ) -> None:
+        # we are the server: the browser opens ids 0 mod 4
+        super().__init__(wt.control_stream_id, 0, max_stream_buffer=max_stream_buffer,
+                         send_high_water=send_high_water, max_pending_streams=max_pending_streams)
         self.wt = wt
         self.max_session_buffer = max_session_buffer
-        self.session_id = wt.control_stream_id
-        self.max_stream_buffer = max_stream_buffer
-        self.send_high_water = send_high_water
-        self.max_pending_streams = max_pending_streams
-        self.streams: dict[int, PquicWebTransportStream] = {}
-        self._remote_ids = RemoteStreamIds(0)  # we are the server: the browser opens 0 mod 4
-        if self.session_id & 0x1 == 0:
-            self._remote_ids.claim(self.session_id)  # the CONNECT stream
-        self._pending: asyncio.Queue[PquicWebTransportStream | None] = asyncio.Queue()
-        self._closed = False
-        self.close_reason = ""
-        self.on_close: list[Callable[[], None]] = []
         self._retries: set[asyncio.Task[None]] = set()
         wt.owner = self
 
     # --- MuxedConnection ---------------------------------------------------------------
     async def open_stream(self) -> PquicWebTransportStream:
         if self._closed:
-            raise ConnectionClosedError(f"WebTransport session is closed: {self.close_reason or 'closed'}")
+            raise self._closed_error()
         try:
             sid = await self.wt.create_stream(bidir=True, timeout=DEFAULT_IDLE_TIMEOUT)
         except (ConnectionError, asyncio.TimeoutError) as exc:
             raise ConnectionClosedError(f"cannot open a WebTransport stream: {exc}") from None
         stream = PquicWebTransportStream(self, sid)  # type: ignore[arg-type]
         self.streams[sid] = stream
-        return stream
-
-    async def accept_stream(self) -> PquicWebTransportStream:
-        if self._closed and self._pending.empty():
-            raise ConnectionClosedError(f"WebTransport session is closed: {self.close_reason or 'closed'}")
-        stream = await self._pending.get()
-        if stream is None:
-            self._pending.put_nowait(None)  # wake other acceptors too
-            raise ConnectionClosedError(f"WebTransport session is closed: {self.close_reason or 'closed'}")
         return stream
 
     async def close(self) -> None:
@@ -179,33 +165,16 @@ class PquicSession:
                 _pwt._get_dispatcher_registry().release(wt._loop, wt._transport, wt)
         self._ended(why)
 
-    @property
-    def is_closed(self) -> bool:
-        return self._closed
-
     # --- from the aiopquic session (event loop thread) --------------------------------
-    def _incoming(self, stream_id: int, data: bytes, ended: bool) -> None:
-        stream = self.streams.get(stream_id)
-        if stream is None:
-            if self._closed or stream_id & 0x2:
-                self._refuse(stream_id)  # after the end, or a unidirectional stream (libp2p uses none)
-                return
-            if not self._remote_ids.claim(stream_id):
-                return  # a stream this session had and forgot: late bytes are nobody's
-            if self._pending.qsize() >= self.max_pending_streams:
-                log.debug("resetting stream %d: %d streams wait to be accepted", stream_id, self._pending.qsize())
-                self._refuse(stream_id)
-                return
-            stream = PquicWebTransportStream(self, stream_id)  # type: ignore[arg-type]
-            self.streams[stream_id] = stream
-            self._pending.put_nowait(stream)
-        stream._feed(data, ended)
-        if len(stream._buf) > _SESSION_CHECK_AT and not stream._reset_in:
+    def _incoming(self, stream_id: int, data: bytes, ended: bool) -> PquicWebTransportStream | None:
+        stream: PquicWebTransportStream | None = super()._incoming(stream_id, data, ended)
+        if stream is not None and len(stream._buf) > _SESSION_CHECK_AT and not stream._reset_in:
             total = sum(len(s._buf) for s in self.streams.values())
             if total > self.max_session_buffer:
                 stream._buf.clear()
                 stream._why = f"the session holds more than {self.max_session_buffer} unread bytes"
                 stream._abort(local=True)
+        return stream
 
     def _on_reset(self, stream_id: int, code: int) -> None:
         s = self.streams.get(stream_id)
@@ -216,20 +185,6 @@ class PquicSession:
         s = self.streams.get(stream_id)
         if s is not None:
             s._on_stop_sending()
-
-    def _ended(self, why: str) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        self.close_reason = why
-        for s in list(self.streams.values()):
-            s._abort(f"session ended: {why}")
-        self._pending.put_nowait(None)
-        for cb in self.on_close:
-            try:
-                cb()
-            except Exception:  # noqa: BLE001 - a callback must not break the others
-                log.exception("session close callback failed")
 
     # --- what WebTransportStream asks of its session -----------------------------------
     def _credit_due(self) -> None:
@@ -289,9 +244,6 @@ class PquicSession:
         self._push(lambda: self.wt.stop_stream(stream_id, 0))
         if not stream_id & 0x2:
             self._push(lambda: self.wt.reset_stream(stream_id, 0))
-
-    def _forget(self, stream_id: int) -> None:
-        self.streams.pop(stream_id, None)
 
     def _push(self, fn: Callable[[], Any]) -> None:
         """A stream command to picoquic; a full TX event ring retries it once it drains."""
@@ -414,40 +366,16 @@ def _port_free(port: int) -> bool:
         return False
 
 
-class PquicWebTransportListenTransport(WebTransportListenTransport):
-    """:class:`WebTransportListenTransport` with the aiopquic listener (same bounds, store, addresses)."""
+class PquicWebTransportListener(WebTransportListenerBase):
+    """The aiopquic listener; sessions in the handshake are keyed by their :class:`PquicSession`."""
 
-    async def listen(self, addr: Multiaddr, handler: Any) -> "PquicWebTransportListener":
-        if self.ctx is None:
-            raise TransportError("WebTransport listener is not bound to a host")
-        wa = parse_webtransport(addr)
-        if wa is None or not self.can_listen(addr):
-            raise TransportError(f"cannot listen on {addr}: expected /ip4|ip6/<ip>/udp/<port>/quic-v1/webtransport")
-        listener = PquicWebTransportListener(self, wa.host, wa.port, wa.family, handler)
-        await listener.start()
-        self.listeners.append(listener)  # type: ignore[arg-type]
-        return listener
-
-
-class PquicWebTransportListener:
     def __init__(self, transport: WebTransportListenTransport, host: str, port: int, family: str,
                  handler: Any) -> None:
-        self.t = transport
-        self.host = host
-        self.port = port
-        self.family = family
-        self.handler = handler
-        self.server: Any = None
-        self._noise: Any = None
+        super().__init__(transport, host, port, family, handler, "refused_sessions")
         # live sessions by picoquic connection (one session per connection)
         self._by_cnx: dict[int, PquicSession] = {}
-        # sessions in the Noise handshake -> its task, oldest first
-        self._half_open: dict[PquicSession, asyncio.Task[None]] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._rotation_task: asyncio.Task[None] | None = None
         self._restart_lock = asyncio.Lock()
         self.restarts = 0
-        self.stats = {"sessions": 0, "refused_sessions": 0, "evicted_half_open": 0, "handshake_failures": 0}
 
     # --- lifecycle ----------------------------------------------------------------------
     async def start(self) -> None:
@@ -484,12 +412,8 @@ class PquicWebTransportListener:
         return cfg
 
     async def _serve(self) -> None:
-        from pywasm.security.noise import NoiseSecurity
-
-        store = self.t.store
         cert_path, key_path = self._write_pems()
-        self._noise = NoiseSecurity(self.t.ctx.private_key, webtransport_certhashes=store.noise_certhashes(),
-                                    handshake_timeout=self.t.handshake_timeout)
+        self._noise = self._new_noise()
         try:
             self.server = await serve_webtransport(
                 "0.0.0.0", self.port, WELL_KNOWN_PATH, handler=self._on_session,
@@ -523,22 +447,14 @@ class PquicWebTransportListener:
     def rotate_now(self) -> bool:
         """Apply the certificate schedule now (as :meth:`WebTransportListener.rotate_now`);
         a change restarts the listener in the background (see :meth:`rotate`)."""
-        try:
-            changed = self.t.store.refresh()
-        except PywasmError as exc:
-            log.error("certificate rotation failed: %s", exc)
-            return False
+        changed = self._refresh_certs()
         if changed:
             self._spawn(self._restart())
         return changed
 
     async def rotate(self) -> bool:
         """Apply the certificate schedule; on a change, restart the listener and return True."""
-        try:
-            changed = self.t.store.refresh()
-        except PywasmError as exc:
-            log.error("certificate rotation failed: %s", exc)
-            return False
+        changed = self._refresh_certs()
         if changed or self.server is None:  # None: an earlier restart could not listen
             await self._restart()
         return changed
@@ -554,22 +470,9 @@ class PquicWebTransportListener:
             self.restarts += 1
             log.info("WebTransport certificate rotated (aiopquic listener restarted); advertising %s", self.addrs[0])
 
-    @property
-    def addrs(self) -> list[Multiaddr]:
-        return WebTransportListener.addrs.fget(self)  # type: ignore[attr-defined,no-any-return]
-
     async def close(self) -> None:
-        if self._rotation_task is not None:
-            self._rotation_task.cancel()
-        for task in list(self._tasks):
-            task.cancel()
+        self._cancel_background()
         await self._stop_server("listener closed")
-
-    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
 
     # --- per session --------------------------------------------------------------------
     def _on_session(self, wt: _RoutedServerSession) -> None:
@@ -578,47 +481,24 @@ class PquicWebTransportListener:
         other = self._by_cnx.get(cnx) if cnx else None
         if other is not None and not other.is_closed:
             self.stats["refused_sessions"] += 1
-            session.close_now(_EXCESSIVE_LOAD, "one session per connection")
+            session.close_now(H3_EXCESSIVE_LOAD, "one session per connection")
             return
-        while len(self._half_open) >= self.t.max_half_open:
-            oldest = next(iter(self._half_open))
-            self.stats["evicted_half_open"] += 1
-            log.debug("evicting the oldest half-open WebTransport session: %d in handshake", len(self._half_open))
-            self._half_open.pop(oldest).cancel()
-            oldest.close_now(_EXCESSIVE_LOAD, "too many sessions in handshake")
+        self._make_room()
         self._by_cnx[cnx] = session
         session.on_close.append(lambda: self._by_cnx.pop(cnx, None) if self._by_cnx.get(cnx) is session else None)
-        self._half_open[session] = self._spawn(self._secure(session))
+        self._start_handshake(session, session)
 
-    async def _secure(self, session: PquicSession) -> None:
-        remote = session.wt.peer_address() or ("0.0.0.0", 0)
-        try:
-            try:
-                stream = await asyncio.wait_for(session.accept_stream(), self.t.handshake_timeout)
-                secure = await self._noise.secure_inbound(stream)
-                await stream.close()
-            except asyncio.CancelledError:
-                session.close_now(_EXCESSIVE_LOAD, "evicted")
-                raise
-            except (PywasmError, asyncio.TimeoutError) as exc:
-                self.stats["handshake_failures"] += 1
-                why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                log.info("WebTransport session from %s failed its handshake: %s", remote, why)
-                session.close_now(_HANDSHAKE_FAILED, "libp2p handshake failed")
-                return
-        finally:
-            self._half_open.pop(session, None)
-        self.stats["sessions"] += 1
-        fam = "ip6" if ":" in str(remote[0]) else "ip4"
-        conn = WebTransportConnection(
-            local_peer=secure.local_peer,
-            remote_peer=secure.remote_peer,
-            remote_public_key=secure.remote_public_key,
-            local_addr=Multiaddr(f"/{fam}/{self.host}/udp/{self.port}/quic-v1/webtransport"),
-            remote_addr=Multiaddr(f"/{fam}/{remote[0]}/udp/{remote[1]}/quic-v1/webtransport"),
-            muxed=session,
-        )
-        await self.handler(conn)
+    def _drop(self, session: PquicSession, code: int, why: str) -> None:
+        session.close_now(code, why)
+
+    def _remote_address(self, key: Any, session: PquicSession) -> tuple[Any, int]:
+        return session.wt.peer_address() or ("0.0.0.0", 0)  # type: ignore[no-any-return]
+
+
+class PquicWebTransportListenTransport(WebTransportListenTransport):
+    """:class:`WebTransportListenTransport` with the aiopquic listener (same bounds, store, addresses)."""
+
+    listener_class = PquicWebTransportListener
 
 
 __all__ = ["PquicWebTransportListenTransport", "PquicWebTransportListener", "PquicSession"]
