@@ -1,5 +1,9 @@
 """WebSocket transport (native CPython only): ``.../tcp/<port>/ws`` and ``/wss``.
 
+Listening on ``/tls/ws`` (or ``/wss``) needs a server certificate: pass
+``server_ssl_context`` (see :func:`server_tls_context`); browsers on https pages can only
+dial that.
+
 Uses the ``websockets`` library (imported lazily, inside functions: this module may be
 imported anywhere, but only native code paths ever touch the dependency).
 
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 from typing import TYPE_CHECKING, Any
 
@@ -264,8 +269,30 @@ class WebSocketListener(ServerListener):
         self._server.close(close_connections=False)
 
 
+def server_tls_context(cert_file: str, key_file: str) -> ssl_module.SSLContext:
+    """A TLS server context from PEM files (certificate chain, private key), for listening
+    on ``/tls/ws``; a missing or unreadable file or a key that does not match is a
+    ConfigError naming it."""
+    import ssl as ssl_module
+
+    ctx = ssl_module.SSLContext(ssl_module.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl_module.TLSVersion.TLSv1_2
+    try:
+        ctx.load_cert_chain(cert_file, key_file)
+    except FileNotFoundError:
+        # OpenSSL's error does not say which file: name the first one missing
+        missing = next((f for f in (cert_file, key_file) if not os.path.exists(f)), f"{cert_file} or {key_file}")
+        raise ConfigError(f"TLS certificate or key not found: {missing}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read TLS certificate {cert_file} / key {key_file}: {one_line_reason(exc)}") from None
+    except ssl_module.SSLError as exc:
+        raise ConfigError(f"bad TLS certificate {cert_file} or key {key_file}: {exc.reason or exc}") from None
+    return ctx
+
+
 class WebSocketTransport:
-    """Dials ``/ws`` and ``/wss`` (``/tls/ws``) addresses; listens on ``/ws``."""
+    """Dials ``/ws`` and ``/wss`` (``/tls/ws``) addresses; listens on ``/ws``, and on
+    ``/tls/ws`` (``/wss``) when given a ``server_ssl_context``."""
 
     def __init__(
         self,
@@ -277,6 +304,7 @@ class WebSocketTransport:
         write_limit: int = DEFAULT_WRITE_LIMIT,
         close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
         backlog: int = DEFAULT_BACKLOG,
+        server_ssl_context: ssl_module.SSLContext | None = None,
     ) -> None:
         if max_send_message <= 0 or max_send_message > max_message_size:
             # we must be able to read what a peer like us sends
@@ -284,6 +312,7 @@ class WebSocketTransport:
         self.dial_timeout = dial_timeout
         # None: a default context, which verifies certificates and host names
         self._ssl_context = ssl_context
+        self._server_ssl = server_ssl_context
         self._max_message = max_message_size
         self._max_send = max_send_message
         self._max_queue = max_queue
@@ -296,7 +325,8 @@ class WebSocketTransport:
 
     def can_listen(self, addr: "Multiaddr") -> bool:
         wa = parse_ws(addr)
-        return wa is not None and not wa.secure and not wa.hostport.is_dns
+        return (wa is not None and not wa.hostport.is_dns and not (wa.secure and wa.sni)
+                and (not wa.secure or self._server_ssl is not None))
 
     def _ws_options(self) -> dict[str, Any]:
         return {
@@ -363,17 +393,20 @@ class WebSocketTransport:
 
     async def listen(self, addr: "Multiaddr", handler: "ConnectionHandler") -> WebSocketListener:
         wa = parse_ws(addr)
-        if wa is None or wa.secure or wa.hostport.is_dns:
+        if wa is None or wa.hostport.is_dns or (wa.secure and wa.sni):
             raise TransportError(
-                f"WebSocket transport cannot listen on {addr}: expected /ip4|ip6/<ip>/tcp/<port>/ws"
+                f"WebSocket transport cannot listen on {addr}: expected /ip4|ip6/<ip>/tcp/<port>/ws or .../tls/ws"
             )
+        if wa.secure and self._server_ssl is None:
+            raise TransportError(f"cannot listen on {addr}: /tls/ws needs a TLS certificate (server_ssl_context)")
         from websockets.asyncio.server import serve
 
         max_send, close_timeout = self._max_send, self._close_timeout
+        suffix = "/tls/ws" if wa.secure else "/ws"
 
         async def on_connection(ws: Any) -> None:
-            local = sockaddr_to_multiaddr(ws.transport.get_extra_info("sockname"), "/ws")
-            remote = sockaddr_to_multiaddr(ws.transport.get_extra_info("peername"), "/ws")
+            local = sockaddr_to_multiaddr(ws.transport.get_extra_info("sockname"), suffix)
+            remote = sockaddr_to_multiaddr(ws.transport.get_extra_info("peername"), suffix)
             conn = WebSocketConnection(ws, local, remote or addr, max_send, close_timeout)  # type: ignore[arg-type]
             await run_handler(handler, conn, "WebSocket")
             # websockets closes the connection when this coroutine returns; the handler
@@ -381,6 +414,11 @@ class WebSocketTransport:
             await ws.wait_closed()
 
         hp = wa.hostport
+        tls: dict[str, Any] = {}
+        if wa.secure:
+            # a client that opens TCP and never finishes TLS is dropped as a slow dialer
+            # would be (asyncio's default would hold it for 60 s)
+            tls = {"ssl": self._server_ssl, "ssl_handshake_timeout": self.dial_timeout}
         try:
             server = await serve(
                 on_connection,
@@ -390,19 +428,21 @@ class WebSocketTransport:
                 backlog=self._backlog,
                 reuse_address=True,
                 server_header=None,
+                **tls,
                 **self._ws_options(),
             )
         except OSError as exc:
             raise TransportError(
                 f"cannot listen on {format_hostport(hp.host, hp.port)}: {one_line_reason(exc)}"
             ) from None
-        return WebSocketListener(server, "/ws")
+        return WebSocketListener(server, suffix)
 
     def __repr__(self) -> str:
         return "WebSocketTransport()"
 
 
 __all__ = [
+    "server_tls_context",
     "WebSocketTransport",
     "WebSocketConnection",
     "WebSocketListener",

@@ -10,19 +10,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import os
 import socket
 from typing import Any, AsyncIterator, Callable
 
 import pytest
 
-from pywasm.errors import DialError, PywasmError, StreamClosedError, StreamResetError, TransportError
+from pywasm.errors import ConfigError, DialError, PywasmError, StreamClosedError, StreamResetError, TransportError
 from pywasm.interfaces import RawConnection
 from pywasm.multiformats.multiaddr import Multiaddr
 from pywasm.streams import Stream
 from pywasm.transports import default_native_transports
 from pywasm.transports.addrs import parse_tcp, parse_ws
 from pywasm.transports.tcp import TCPTransport
-from pywasm.transports.websocket import WebSocketTransport
+from pywasm.transports.websocket import WebSocketTransport, server_tls_context
 from tests.conformance.stream_suite import (
     STREAM_CHECKS,
     StreamTraits,
@@ -482,7 +483,14 @@ def test_can_dial_and_listen() -> None:
         assert ws.can_dial(Multiaddr(a)), a
         assert not tcp.can_dial(Multiaddr(a)), a
     assert ws.can_listen(Multiaddr("/ip4/127.0.0.1/tcp/0/ws"))
+    # /tls/ws listens only with a server certificate, and never on an /sni/ name
     assert not ws.can_listen(Multiaddr("/ip4/127.0.0.1/tcp/0/wss"))
+    import ssl
+
+    wss = WebSocketTransport(server_ssl_context=ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER))
+    assert wss.can_listen(Multiaddr("/ip4/127.0.0.1/tcp/0/wss"))
+    assert wss.can_listen(Multiaddr("/ip4/127.0.0.1/tcp/0/tls/ws"))
+    assert not wss.can_listen(Multiaddr("/ip4/127.0.0.1/tcp/0/tls/sni/x.org/ws"))
 
 
 def test_address_parsing() -> None:
@@ -575,6 +583,86 @@ async def test_wss_dial_with_sni_and_custom_context(tmp_path: Any) -> None:
         assert conn.remote_addr.protocols()[-2:] == ["tls", "ws"]
         await conn.close()
     assert seen_sni and all(name == "pywasm.test" for name in seen_sni)
+
+
+def _self_signed_ip(tmp_path: Any) -> tuple[str, str]:
+    """A throwaway certificate for IP 127.0.0.1 and localhost (cert path, key path)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    san = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    cert = (
+        x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName(san), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "ip-cert.pem", tmp_path / "ip-key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return str(cert_path), str(key_path)
+
+
+async def test_listen_on_tls_ws_and_dial_it(tmp_path: Any) -> None:
+    """Our own /tls/ws listener: a dialer trusting its certificate gets a byte-exact echo;
+    one with the default trust store is refused in one line; a client that opens TCP and
+    never speaks TLS is dropped after the handshake timeout, and the listener serves on."""
+    import ssl
+
+    cert, key = _self_signed_ip(tmp_path)
+    t = WebSocketTransport(server_ssl_context=server_tls_context(cert, key), dial_timeout=1.0)
+
+    async def echo(conn: RawConnection) -> None:
+        while data := await conn.read():
+            await conn.write(data)
+        await conn.close()
+
+    listener = await t.listen(Multiaddr("/ip4/127.0.0.1/tcp/0/tls/ws"), echo)
+    try:
+        (addr,) = listener.addrs
+        assert addr.protocols()[-2:] == ["tls", "ws"]
+        with pytest.raises(DialError, match="certificate"):
+            await WebSocketTransport(dial_timeout=5).dial(addr)
+        port = addr.value_for("tcp")
+        silent = await asyncio.open_connection("127.0.0.1", int(port))  # TCP only, no ClientHello
+        client = WebSocketTransport(ssl_context=ssl.create_default_context(cafile=cert), dial_timeout=5)
+        conn = await client.dial(addr)
+        payload = os.urandom(300_000)
+        await conn.write(payload)
+        assert await asyncio.wait_for(read_exactly(conn, len(payload)), 10) == payload
+        await conn.close()
+        # the silent client is cut once the TLS handshake timeout (dial_timeout) passes
+        assert await asyncio.wait_for(silent[0].read(), 5) == b""
+        silent[1].close()
+        again = await client.dial(Multiaddr(f"/ip4/127.0.0.1/tcp/{port}/wss"))
+        await again.write(b"still serving")
+        assert await asyncio.wait_for(read_exactly(again, 13), 5) == b"still serving"
+        await again.close()
+    finally:
+        await listener.close()
+    with pytest.raises(TransportError, match="TLS certificate"):
+        await WebSocketTransport().listen(Multiaddr("/ip4/127.0.0.1/tcp/0/tls/ws"), echo)
+
+
+def test_server_tls_context_errors_name_the_file(tmp_path: Any) -> None:
+    cert, key = _self_signed_ip(tmp_path)
+    with pytest.raises(ConfigError, match="not found: .*missing.pem"):
+        server_tls_context(str(tmp_path / "missing.pem"), key)
+    (tmp_path / "other").mkdir()
+    other_cert, _ = _self_signed(tmp_path / "other", "x")
+    with pytest.raises(ConfigError) as info:
+        server_tls_context(other_cert, key)  # a key that is not the certificate's
+    assert "\n" not in str(info.value)
 
 
 def test_default_native_transports() -> None:
