@@ -116,6 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"state directory; the identity key is DIR/{KEY_FILE_NAME} (default .cache/relay)")
     p.add_argument("--max-connections", type=_positive_int, default=DEFAULT_MAX_CONNECTIONS, metavar="N",
                    help=f"libp2p connections held at once; more are refused (default {DEFAULT_MAX_CONNECTIONS})")
+    p.add_argument("--tls-cert", metavar="PEM",
+                   help="certificate chain for /tls/ws (wss) listen addresses, e.g. "
+                        "--listen /ip4/0.0.0.0/tcp/443/tls/ws (needs --tls-key; pages on https can only dial wss)")
+    p.add_argument("--tls-key", metavar="PEM", help="private key of --tls-cert")
     p.add_argument("--webtransport-backend", choices=WEBTRANSPORT_BACKENDS, default="aioquic",
                    help="QUIC stack of the WebTransport listener (default aioquic; aiopquic: picoquic, several "
                         "times the throughput, needs Python >= 3.12 and binds every address: docs/webtransport.md)")
@@ -146,11 +150,13 @@ async def run(args: argparse.Namespace) -> int:
         raise UsageError(f"{PROG}: site directory {site} not found; run `bash scripts/build_site.sh` first (or pass --site DIR)")
     listen = list(args.listen) if args.listen else [_multiaddr(a) for a in DEFAULT_LISTEN]
     # the certificate store is opened lazily, at listen time, inside the data dir made below
-    transports = [*default_transports(), _webtransport_transport(args.webtransport_backend,
-                                                                 os.path.abspath(args.data_dir))]
+    transports = [*_with_tls(default_transports(), args.tls_cert, args.tls_key),
+                  _webtransport_transport(args.webtransport_backend, os.path.abspath(args.data_dir))]
     transports += _webrtc_direct_transports(os.path.abspath(args.data_dir))
     for ma in listen:
         if not any(t.can_listen(ma) for t in transports):
+            if ({"wss", "tls"} & set(ma.protocols())) and not args.tls_cert:
+                raise UsageError(f"{PROG}: listening on {ma} needs --tls-cert and --tls-key")
             raise UsageError(f"{PROG}: no transport can listen on {ma}")
     data_dir = os.path.abspath(args.data_dir)
     try:
@@ -162,6 +168,24 @@ async def run(args: argparse.Namespace) -> int:
     with _StopSignals() as stop:
         await _serve(args, site, key, listen, transports, stop)
     return EXIT_OK
+
+
+def _with_tls(transports: list[Any], cert: str | None, key: str | None) -> list[Any]:
+    """``transports`` with the WebSocket one able to listen on /tls/ws when a certificate
+    and key are given (both or neither)."""
+    if cert is None and key is None:
+        return transports
+    if cert is None or key is None:
+        raise UsageError(f"{PROG}: --tls-cert and --tls-key go together")
+    from pywasm.errors import ConfigError
+    from pywasm.transports.websocket import WebSocketTransport, server_tls_context
+
+    try:
+        ctx = server_tls_context(cert, key)
+    except ConfigError as exc:
+        raise UsageError(f"{PROG}: {exc}") from None
+    return [WebSocketTransport(server_ssl_context=ctx) if isinstance(t, WebSocketTransport) else t
+            for t in transports]
 
 
 def _webtransport_transport(backend: str, data_dir: str) -> Any:

@@ -234,6 +234,9 @@ def test_missing_site_and_bad_flags_exit_2(site: Path, tmp_path: Path) -> None:
         ["--http", "example.com:80"],
         ["--listen", "/nope/1"],
         ["--listen", "/ip4/127.0.0.1/sctp/1"],
+        ["--listen", "/ip4/127.0.0.1/tcp/0/tls/ws"],  # wss needs a certificate
+        ["--tls-cert", str(tmp_path / "cert.pem")],  # and its key
+        ["--tls-cert", str(tmp_path / "no-cert.pem"), "--tls-key", str(tmp_path / "no-key.pem")],
     ]
     for args in cases:
         res = _run(*args, "--site", str(site), "--data-dir", str(tmp_path / "d"))
