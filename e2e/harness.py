@@ -137,9 +137,18 @@ class Relay:
         lines.put(None)
 
     @property
+    def tls_ws_addr(self) -> str:
+        """The /tls/ws (wss) address, when the relay listens on one (--tls-cert)."""
+        for a in self.addrs:
+            if a.split("/p2p/")[0].endswith("/tls/ws") and "/p2p/" in a:
+                return a
+        raise AssertionError(f"relay has no /tls/ws/p2p/ address among {self.addrs}")
+
+    @property
     def ws_addr(self) -> str:
         for a in self.addrs:
-            if "/ws" in a.split("/p2p/")[0] and "/p2p/" in a:
+            transport = a.split("/p2p/")[0]
+            if transport.endswith("/ws") and "/tls/" not in transport and "/p2p/" in a:
                 return a
         raise AssertionError(f"relay has no /ws/p2p/ address among {self.addrs}")
 
