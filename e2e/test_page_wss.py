@@ -8,8 +8,6 @@ it only because this test's browser context ignores certificate errors.
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import json
 import tempfile
 import urllib.request
@@ -21,50 +19,16 @@ import pytest
 from e2e import browsers
 from e2e.conftest import _LOGS, _attach_logging, _start_relay, _stop_relay
 from e2e.harness import LOOPBACK_LISTEN, Relay, boot_node, must, must_py, run_js
+from tests._certs import self_signed
 
 pytestmark = pytest.mark.browser_feature("/wss (TLS WebSocket) page -> relay, Noise + yamux", needs=("WebSocket",))
-
-
-def _self_signed(directory: Path) -> tuple[Path, Path]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return cert_path, key_path
 
 
 @pytest.fixture
 def wss_relay() -> Iterator[Relay]:
     """A relay of this test's own, listening on /tls/ws beside its usual addresses."""
     with tempfile.TemporaryDirectory(prefix="pywasm-e2e-tls-") as d:
-        cert, key = _self_signed(Path(d))
+        cert, key = self_signed(Path(d))
         r = _start_relay(listen=[*LOOPBACK_LISTEN, "/ip4/127.0.0.1/tcp/0/tls/ws"],
                          extra_args=["--tls-cert", str(cert), "--tls-key", str(key)])
         try:

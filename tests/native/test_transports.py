@@ -24,6 +24,7 @@ from pywasm.transports import default_native_transports
 from pywasm.transports.addrs import parse_tcp, parse_ws
 from pywasm.transports.tcp import TCPTransport
 from pywasm.transports.websocket import WebSocketTransport, server_tls_context
+from tests._certs import self_signed
 from tests.conformance.stream_suite import (
     STREAM_CHECKS,
     StreamTraits,
@@ -521,46 +522,13 @@ async def test_wss_verification_failure_is_dial_error() -> None:
         await listener.close()
 
 
-def _self_signed(tmp_path: Any, name: str) -> tuple[str, str]:
-    """A throwaway certificate for ``name`` (cert path, key path)."""
-    import datetime
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return str(cert_path), str(key_path)
-
-
 async def test_wss_dial_with_sni_and_custom_context(tmp_path: Any) -> None:
     """/ip4/127.0.0.1/tcp/<port>/tls/sni/<name>/ws: TCP to the IP, TLS for <name>."""
     import ssl
 
     from websockets.asyncio.server import serve
 
-    cert, key = _self_signed(tmp_path, "pywasm.test")
+    cert, key = self_signed(tmp_path, ("pywasm.test",), ())
     server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server_ctx.load_cert_chain(cert, key)
     seen_sni: list[str | None] = []
@@ -585,41 +553,13 @@ async def test_wss_dial_with_sni_and_custom_context(tmp_path: Any) -> None:
     assert seen_sni and all(name == "pywasm.test" for name in seen_sni)
 
 
-def _self_signed_ip(tmp_path: Any) -> tuple[str, str]:
-    """A throwaway certificate for IP 127.0.0.1 and localhost (cert path, key path)."""
-    import datetime
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    san = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-    cert = (
-        x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName(san), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = tmp_path / "ip-cert.pem", tmp_path / "ip-key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return str(cert_path), str(key_path)
-
-
 async def test_listen_on_tls_ws_and_dial_it(tmp_path: Any) -> None:
     """Our own /tls/ws listener: a dialer trusting its certificate gets a byte-exact echo;
     one with the default trust store is refused in one line; a client that opens TCP and
     never speaks TLS is dropped after the handshake timeout, and the listener serves on."""
     import ssl
 
-    cert, key = _self_signed_ip(tmp_path)
+    cert, key = self_signed(tmp_path)
     t = WebSocketTransport(server_ssl_context=server_tls_context(cert, key), dial_timeout=1.0)
 
     async def echo(conn: RawConnection) -> None:
@@ -655,11 +595,10 @@ async def test_listen_on_tls_ws_and_dial_it(tmp_path: Any) -> None:
 
 
 def test_server_tls_context_errors_name_the_file(tmp_path: Any) -> None:
-    cert, key = _self_signed_ip(tmp_path)
+    cert, key = self_signed(tmp_path)
     with pytest.raises(ConfigError, match="not found: .*missing.pem"):
         server_tls_context(str(tmp_path / "missing.pem"), key)
-    (tmp_path / "other").mkdir()
-    other_cert, _ = _self_signed(tmp_path / "other", "x")
+    other_cert, _ = self_signed(tmp_path, ("x",), (), name="other")
     with pytest.raises(ConfigError) as info:
         server_tls_context(other_cert, key)  # a key that is not the certificate's
     assert "\n" not in str(info.value)
