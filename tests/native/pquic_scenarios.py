@@ -256,9 +256,14 @@ async def rotation_scenario(work: Path) -> dict[str, Any]:
             out["new_cert"] = store.serving.der != serving1
             out["restarts"] = listener.restarts  # type: ignore[attr-defined]
             out["port_kept"] = listener.port
-            # the old session is gone with the old listener
+            # the old session is gone with the old listener: a ping on that very connection
+            # fails (closed, or no answer). Not host.ping(conn): a closed connection makes the
+            # host redial the peer, and addr1 lists the new certificate's hash too.
+            from pywasm.services.ping import PING, PingSession
+
             try:
-                await asyncio.wait_for(client.services["ping"].ping(conn), 5)
+                stream = await asyncio.wait_for(conn.new_stream([PING]), 5)
+                await PingSession(stream, 5).ping()
                 out["old_session"] = "still alive"
             except Exception as exc:  # noqa: BLE001
                 out["old_session"] = type(exc).__name__
