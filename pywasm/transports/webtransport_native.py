@@ -357,9 +357,8 @@ class WebTransportSessionBase:
         self.streams: dict[int, Any] = {}
         # remote_parity 0: the remote is the client (opens ids 0 mod 4), 1: it is the server
         self._remote_ids = RemoteStreamIds(remote_parity)
-        self._claim_remote_id = self._remote_ids.claim
         if session_id & 0x1 == remote_parity:
-            self._claim_remote_id(session_id)  # the CONNECT stream is no WebTransport stream
+            self._remote_ids.claim(session_id)  # the CONNECT stream is no WebTransport stream
         self._pending: asyncio.Queue[Any] = asyncio.Queue()
         self._closed = False
         self.close_reason = ""
@@ -392,7 +391,7 @@ class WebTransportSessionBase:
                 # after the end, or a unidirectional stream (libp2p uses none): refuse it
                 self._refuse(stream_id)
                 return None
-            if not self._claim_remote_id(stream_id):
+            if not self._remote_ids.claim(stream_id):
                 # a stream this session had and forgot (closed or reset here): what still
                 # arrives for it (the remote's FIN, data sent before our reset reached it)
                 # is nobody's, and must not come back through accept_stream as a new stream
